@@ -1,0 +1,126 @@
+"""RunContext: the only thing a plugin sees of the platform."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+import numpy
+
+from .errors import InputError, JobCancelled
+from .storage import write_json
+
+ProgressSink = Callable[[float, str], None]
+
+
+class RunContext:
+    """Parameters, inputs, output folder, progress, log, array module and cancellation.
+
+    Parameters
+    ----------
+    params : validated request, defaults filled in (sections data, dataArg, general, extra,
+        textarea).
+    inputs : resolved input files by input id.
+    output_dir : where the plugin writes; created if missing.
+    plugin_dir : the plugin's own folder (for bundled data).
+    logger : receives the plugin's log lines (the runner sends them to log.txt).
+    progress_sink : called with (fraction, message) on every progress report.
+    cancel_check : returns True when the job should stop.
+    xp : numpy, or cupy on a GPU worker.
+    """
+
+    def __init__(
+        self,
+        params: dict[str, Any],
+        inputs: dict[str, list[Path]],
+        output_dir: Path,
+        plugin_dir: Path,
+        logger: logging.Logger,
+        progress_sink: ProgressSink | None = None,
+        cancel_check: Callable[[], bool] | None = None,
+        xp: ModuleType = numpy,
+    ) -> None:
+        self.params = params
+        self._inputs = inputs
+        self.output_dir = Path(output_dir)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.plugin_dir = Path(plugin_dir)
+        self.logger = logger
+        self._progress_sink = progress_sink
+        self._cancel_check = cancel_check or (lambda: False)
+        self.xp = xp
+        self.figures: list[str] = []
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.xp is not numpy
+
+    def has_input(self, name: str) -> bool:
+        return bool(self._inputs.get(name))
+
+    def inputs(self, name: str) -> list[Path]:
+        """All files given for input ``name`` ([] when none)."""
+        return list(self._inputs.get(name, []))
+
+    def input(self, name: str) -> Path:
+        """The (first) file given for input ``name``."""
+        files = self._inputs.get(name)
+        if not files:
+            raise InputError(f"input '{name}' was not given", pointer=f"/data/{name}",
+                             hint=f"pass --input {name}=PATH")
+        return files[0]
+
+    def table(self, name: str) -> Any:
+        """Input ``name`` as a pandas DataFrame (pasted table or uploaded .txt/.csv/.xlsx)."""
+        from .tables import read_table, read_table_text
+
+        text = (self.params.get("textarea") or {}).get(name)
+        if self.has_input(name):
+            return read_table(self.input(name))
+        if text:
+            return read_table_text(text, source=f"textarea.{name}")
+        raise InputError(f"table '{name}' was not given", pointer=f"/data/{name}",
+                         hint=f"paste it into textarea.{name} or pass --input {name}=FILE")
+
+    def progress(self, fraction: float, message: str = "") -> None:
+        """Report progress (0..1) and a message; raises JobCancelled when cancelled."""
+        if self._cancel_check():
+            raise JobCancelled("the job was cancelled")
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        self.logger.info("progress %3.0f%% %s", 100 * fraction, message)
+        if self._progress_sink:
+            self._progress_sink(fraction, message)
+
+    def cancelled(self) -> bool:
+        return bool(self._cancel_check())
+
+    def save_figure(self, fig: Any, name: str) -> Path:
+        """Save a plotly figure as ``<name>.json`` (plotly JSON) and ``<name>.html``."""
+        path = self.output_dir / f"{name}.json"
+        path.write_text(fig.to_json(), encoding="utf-8")
+        fig.write_html(self.output_dir / f"{name}.html", include_plotlyjs="cdn", full_html=True)
+        self.figures.append(path.name)
+        return path
+
+    def save_array(self, array: Any, name: str) -> Path:
+        """Save an array as ``.npy`` or as an HDF5 dataset ``data`` (``.h5``/``.hdf5``)."""
+        path = self.output_dir / name
+        if hasattr(array, "get") and not isinstance(array, numpy.ndarray):
+            array = array.get()  # cupy -> numpy
+        if path.suffix in (".h5", ".hdf5"):
+            import h5py
+
+            with h5py.File(path, "w") as fh:
+                fh.create_dataset("data", data=numpy.asarray(array))
+        elif path.suffix == ".npy":
+            numpy.save(path, numpy.asarray(array))
+        else:
+            raise ValueError(f"save_array: unknown suffix in {name!r}; use .npy, .h5 or .hdf5")
+        return path
+
+    def save_json(self, document: Any, name: str) -> Path:
+        path = self.output_dir / name
+        write_json(path, document)
+        return path

@@ -1,0 +1,7 @@
+"""Typed views of the three plugin JSON files (meta, data, ui)."""
+
+from .data import DataSpec
+from .meta import Meta, Runtime
+from .ui import WIDGET_TYPES, UiSpec, Widget
+
+__all__ = ["DataSpec", "Meta", "Runtime", "UiSpec", "Widget", "WIDGET_TYPES"]

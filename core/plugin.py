@@ -1,0 +1,170 @@
+"""Plugin: one validated plugin folder. ``load_plugin`` checks it without importing its code."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from pydantic import ValidationError as PydanticError
+
+from . import schema_check as schemas
+from .errors import PluginLoadError, Problem
+from .models import DataSpec, Meta, Runtime, UiSpec
+
+if TYPE_CHECKING:
+    from .params import ParamSpec
+
+PLUGIN_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+JSON_FILES = ("meta.json", "data.json", "ui.json")
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A plugin folder that passed validation.
+
+    Attributes
+    ----------
+    id : the folder name, used by every front end.
+    folder : where meta.json, data.json and ui.json live.
+    source : "builtin", "path" or "entry-point:<distribution>".
+    package : import name of the folder when it is a package on sys.path, else None
+        (the runner then imports it by path).
+    """
+
+    id: str
+    folder: Path
+    source: str
+    meta: Meta
+    data: DataSpec
+    ui: UiSpec
+    raw: dict[str, Any] = field(repr=False, compare=False)
+    package: str | None = None
+
+    @property
+    def runtime(self) -> Runtime | None:
+        return self.meta.runtime
+
+    @property
+    def runnable(self) -> bool:
+        return self.runtime is not None
+
+    @property
+    def version(self) -> str:
+        return self.runtime.version if self.runtime else (self.meta.meta.version or "0")
+
+    @cached_property
+    def params(self) -> "ParamSpec":
+        from .params import ParamSpec
+
+        return ParamSpec.from_plugin(self)
+
+    def parameter_schema(self) -> dict[str, Any]:
+        """The JSON Schema of a run request, derived from data.json and ui.json."""
+        return self.params.json_schema
+
+    def validate_request(self, request: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Fill defaults and validate; raise ParamsError listing every problem."""
+        return self.params.validate(request or {})
+
+    def example_request(self, index: int = 0) -> dict[str, Any]:
+        """The request that exampleData (entry ``index``) makes."""
+        return self.params.example_request(index)
+
+    def load_entry(self) -> Callable[..., Any]:
+        """Import the plugin's entry point (``module:function``) and return the function."""
+        if self.runtime is None:
+            raise PluginLoadError(
+                [Problem("this plugin has no runtime block, so it cannot be run",
+                         file=str(self.folder / "meta.json"), pointer="/runtime",
+                         hint='add "runtime": {"entry": "plugin:run", ...}')],
+                plugin_id=self.id,
+            )
+        module_name, func_name = self.runtime.entry.split(":")
+        module = importlib.import_module(f"{self._import_package()}.{module_name}")
+        return getattr(module, func_name)
+
+    def _import_package(self) -> str:
+        if self.package:
+            return self.package
+        name = f"hisci_plugin_{self.id.replace('-', '_')}"
+        if name not in sys.modules:
+            spec = importlib.util.spec_from_file_location(
+                name, self.folder / "__init__.py", submodule_search_locations=[str(self.folder)]
+            )
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            if (self.folder / "__init__.py").exists():
+                spec.loader.exec_module(module)
+        return name
+
+    def summary(self, lang: str = "en") -> dict[str, Any]:
+        """Plain data for listings (hicli list --json, GET /plugins)."""
+        return {
+            "id": self.id,
+            "module": self.data.module_name,
+            "tool": self.data.tool,
+            "source": self.source,
+            "folder": str(self.folder),
+            "runnable": self.runnable,
+            "queue": self.runtime.queue if self.runtime else None,
+            "gpu": self.runtime.gpu if self.runtime else None,
+            **self.meta.card(lang),
+            "version": self.version,
+        }
+
+
+def load_plugin(folder: Path, source: str = "path", package: str | None = None) -> Plugin:
+    """Read and validate a plugin folder; raise PluginLoadError with every problem found."""
+    folder = Path(folder)
+    plugin_id = folder.name
+    problems: list[Problem] = []
+    if not PLUGIN_ID.match(plugin_id):
+        problems.append(Problem(
+            f"plugin id {plugin_id!r} may hold only letters, digits, '_' and '-'",
+            file=str(folder), given=plugin_id, hint="rename the folder"))
+    raw: dict[str, Any] = {}
+    for name in JSON_FILES:
+        path = folder / name
+        document, found = schemas.read_json(path)
+        problems += found
+        if not found:
+            problems += schemas.check(document, name.split(".")[0], file=str(path))
+            raw[name] = document
+    if problems:
+        raise PluginLoadError(problems, plugin_id=plugin_id, summary=f"plugin '{plugin_id}' is invalid")
+    try:
+        meta = Meta.model_validate(raw["meta.json"])
+        data = DataSpec.model_validate(raw["data.json"])
+        ui = UiSpec.from_json(raw["ui.json"])
+    except PydanticError as exc:
+        raise PluginLoadError(
+            [Problem(e["msg"], pointer=schemas.pointer(e["loc"]), file=str(folder)) for e in exc.errors()],
+            plugin_id=plugin_id, summary=f"plugin '{plugin_id}' is invalid",
+        ) from None
+    plugin = Plugin(plugin_id, folder, source, meta, data, ui, raw, package)
+    problems += _check_entry(plugin)
+    problems += plugin.params.problems
+    if problems:
+        raise PluginLoadError(problems, plugin_id=plugin_id, summary=f"plugin '{plugin_id}' is invalid")
+    return plugin
+
+
+def _check_entry(plugin: Plugin) -> list[Problem]:
+    if plugin.runtime is None:
+        return []
+    module = plugin.runtime.entry.split(":")[0]
+    path = plugin.folder / (module.replace(".", "/") + ".py")
+    if path.exists():
+        return []
+    return [Problem(
+        f"entry module '{module}' not found (looked for {path.name})",
+        file=str(plugin.folder / "meta.json"), pointer="/runtime/entry",
+        given=plugin.runtime.entry, hint=f"create {path.name} with a run(ctx) function",
+    )]

@@ -1,0 +1,189 @@
+"""The local runner: one plugin run in this process, the same for hicli, workers and preview."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+from .context import ProgressSink, RunContext
+from .errors import HisciError, InputError, JobCancelled, ParamsError, PluginFailedError, Problem
+from .params import SECTIONS
+from .plugin import Plugin
+from .record import JobState, new_record, now, write_task_status
+from .storage import write_json
+
+InputsArg = dict[str, "str | Path | list[str | Path]"]
+
+
+@dataclass
+class RunResult:
+    """What a run left behind (the folder holds the rest)."""
+
+    status: str
+    output_dir: Path
+    record: dict[str, Any]
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == JobState.SUCCEEDED.value
+
+
+def build_request(plugin: Plugin, request: dict[str, Any] | None = None, *,
+                  inputs: InputsArg | None = None, example: bool = False,
+                  example_index: int = 0) -> dict[str, Any]:
+    """exampleData (if asked) + request + ``inputs`` as ``data.<id>.link``."""
+    merged = plugin.example_request(example_index) if example else {}
+    for section, values in plugin.params.normalize(request or {}).items():
+        if isinstance(values, dict):
+            merged.setdefault(section, {}).update(copy.deepcopy(values))
+    for name, value in (inputs or {}).items():
+        links = [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value)
+        merged.setdefault("data", {})[name] = {"value": links, "link": links}
+    return merged
+
+
+def resolve_inputs(plugin: Plugin, params: dict[str, Any], base: Path | None = None) -> dict[str, list[Path]]:
+    """Turn ``data.<id>`` links (or values) into existing paths; raise InputError naming
+    the input when a file is missing. Relative paths are tried against the working
+    directory (or ``base``), then the plugin folder (example files)."""
+    resolved: dict[str, list[Path]] = {}
+    for name, widget in plugin.ui.data.items():
+        if widget.type not in ("cloud-file", "hiplot-textarea"):
+            continue
+        entry = (params.get("data") or {}).get(name)
+        if not isinstance(entry, dict):
+            continue
+        links = entry.get("link") or entry.get("value") or []
+        links = [links] if isinstance(links, str) else [l for l in links if l]
+        paths = [_find(plugin, name, link, base) for link in links if link]
+        if paths:
+            resolved[name] = paths
+    return resolved
+
+
+def _find(plugin: Plugin, name: str, link: str, base: Path | None) -> Path:
+    path = Path(link).expanduser()
+    tries = [path] if path.is_absolute() else [(base or Path.cwd()) / path, plugin.folder / path]
+    for candidate in tries:
+        if candidate.exists():
+            return candidate.resolve()
+    raise InputError(f"input '{name}': file not found: {link}", file=link, pointer=f"/data/{name}",
+                     given=link, hint="check the path (relative paths start from the current folder)")
+
+
+def prepare_output(output_dir: Path) -> Path:
+    output_dir = Path(output_dir)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = output_dir / ".hisci-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"output folder {output_dir} is not writable: {exc.strerror}",
+                         file=str(output_dir), hint="choose another folder with -o") from None
+    return output_dir
+
+
+def run_plugin(
+    plugin: Plugin,
+    request: dict[str, Any] | None = None,
+    *,
+    inputs: InputsArg | None = None,
+    output_dir: Path,
+    example: bool = False,
+    example_index: int = 0,
+    progress: ProgressSink | None = None,
+    cancel_check: Callable[[], bool] | None = None,
+    xp: ModuleType | None = None,
+    job_id: str | None = None,
+    owner: str | None = None,
+    params: dict[str, Any] | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> RunResult:
+    """Validate, run and record one plugin run in ``output_dir``.
+
+    Bad requests and missing inputs raise (``ParamsError``, ``InputError``) before anything
+    runs. Once the plugin starts, every outcome is recorded: a plugin that raises leaves
+    status ``failed``, the traceback in log.txt and a one-line reason in job.json.
+
+    Parameters
+    ----------
+    params : already validated params (the job worker passes the ones stored at submit).
+    on_record : called with the record whenever it changes (the job layer mirrors it).
+    """
+    import numpy
+
+    if params is None:
+        params = plugin.validate_request(
+            build_request(plugin, request, inputs=inputs, example=example, example_index=example_index))
+    entry = plugin.load_entry()
+    files = resolve_inputs(plugin, params)
+    output_dir = prepare_output(output_dir)
+    record = new_record(plugin, params, files, job_id=job_id, owner=owner)
+    logger, handler = _file_logger(record["id"], output_dir / "log.txt")
+
+    def save(**changes: Any) -> None:
+        record.update(changes)
+        write_json(output_dir / "job.json", record)
+        if on_record:
+            on_record(record)
+
+    last_write = [0.0]
+
+    def report(fraction: float, message: str) -> None:
+        record.update(progress=round(fraction, 4), message=message)
+        if time.monotonic() - last_write[0] > 0.2 or fraction >= 1:
+            last_write[0] = time.monotonic()
+            save()
+        if progress:
+            progress(fraction, message)
+
+    ctx = RunContext(params, files, output_dir, plugin.folder, logger, report, cancel_check,
+                     xp or numpy)
+    save(status=JobState.RUNNING.value, started=now())
+    write_task_status(output_dir, 2)
+    logger.info("plugin %s %s started (job %s)", plugin.id, plugin.version, record["id"])
+    try:
+        summary = entry(ctx) or {}
+        write_json(output_dir / "result.json", summary)
+        state, reason = JobState.SUCCEEDED, None
+    except JobCancelled:
+        logger.warning("cancelled")
+        summary, state, reason = {}, JobState.CANCELLED, "cancelled by request"
+    except Exception as exc:  # noqa: BLE001 - any plugin failure is recorded, not raised
+        logger.error("plugin failed:\n%s", traceback.format_exc())
+        summary, state, reason = {}, JobState.FAILED, _one_line(exc)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    outputs = sorted(str(p.relative_to(output_dir)) for p in output_dir.rglob("*") if p.is_file())
+    save(status=state.value, reason=reason, finished=now(), figures=ctx.figures, outputs=outputs,
+         progress=1.0 if state == JobState.SUCCEEDED else record["progress"])
+    write_task_status(output_dir, 4 if state == JobState.SUCCEEDED else 2,
+                      failed=state != JobState.SUCCEEDED)
+    return RunResult(state.value, output_dir, record, summary, reason)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _file_logger(job_id: str, path: Path) -> tuple[logging.Logger, logging.Handler]:
+    logger = logging.getLogger(f"hisci.run.{job_id}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    return logger, handler
+
+

@@ -1,0 +1,1 @@
+"""hicli: the hisci command line."""

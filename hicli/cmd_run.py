@@ -1,0 +1,149 @@
+"""hicli run, and the Hiplot-compatible invocation (hicli -i -c -t -m -o)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import click
+
+from hisci import Registry, run_plugin
+from hisci.assignments import parse_assignments
+from hisci.errors import InputError
+from hisci.plugin import Plugin
+from hisci.runner import RunResult, build_request
+
+from .errors import EXIT_CANCELLED, EXIT_FAILED, handle_errors
+
+
+def request_options(func: Any) -> Any:
+    """The options shared by `run` and `submit`."""
+    for option in reversed([
+        click.option("--set", "assignments", multiple=True, metavar="SECTION.KEY=VALUE",
+                     help="Set a parameter, e.g. --set extra.alpha=0.5 (lists: a,b,c)."),
+        click.option("--input", "input_pairs", multiple=True, metavar="NAME=PATH",
+                     help="An input file; repeat a name for multi-file inputs."),
+        click.option("--params", "params_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="A JSON request (Hiplot params or {extra: ...})."),
+        click.option("--example", "example", is_flag=True, help="Start from the plugin's exampleData."),
+        click.option("--example-index", default=0, show_default=True, help="Which exampleData entry."),
+    ]):
+        func = option(func)
+    return func
+
+
+def assemble_request(plugin: Plugin, assignments: tuple[str, ...], input_pairs: tuple[str, ...],
+                     params_file: Path | None, example: bool, example_index: int
+                     ) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    request: dict[str, Any] = {}
+    if params_file:
+        try:
+            request = plugin.params.normalize(json.loads(params_file.read_text("utf-8")))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{params_file}: invalid JSON at line {exc.lineno}, column {exc.colno}: "
+                             f"{exc.msg}", file=str(params_file)) from None
+    for section, values in parse_assignments(list(assignments), plugin.parameter_schema()).items():
+        request.setdefault(section, {}).update(values)
+    inputs: dict[str, list[str]] = {}
+    for pair in input_pairs:
+        name, sep, path = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r} is not NAME=PATH", param_hint="--input")
+        if name not in plugin.ui.data:
+            from hisci.errors import did_you_mean
+
+            raise click.BadParameter(
+                f"unknown input {name!r}{did_you_mean(name, plugin.ui.data)}; inputs: "
+                f"{', '.join(plugin.ui.data)}", param_hint="--input")
+        inputs.setdefault(name, []).append(path)
+    request = build_request(plugin, request, inputs=_single(inputs, plugin), example=example,
+                            example_index=example_index)
+    return request, inputs
+
+
+def _single(inputs: dict[str, list[str]], plugin: Plugin) -> dict[str, Any]:
+    return {k: (v if plugin.ui.data[k].multiple or len(v) > 1 else v[0]) for k, v in inputs.items()}
+
+
+@click.command("run")
+@click.argument("plugin_id")
+@request_options
+@click.option("-o", "--output", "output_dir", required=True, type=click.Path(path_type=Path),
+              help="Output folder (created).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@handle_errors
+def run_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[str, ...],
+            params_file: Path | None, example: bool, example_index: int, output_dir: Path,
+            quiet: bool) -> None:
+    """Run a plugin locally; results, figures and log go to OUTPUT."""
+    plugin = Registry.discover().get(plugin_id)
+    request, _ = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index)
+    with progress_bar(not quiet and sys.stderr.isatty(), plugin.id) as bar:
+        result = run_plugin(plugin, request, output_dir=output_dir, progress=bar)
+    finish(result)
+
+
+def finish(result: RunResult) -> None:
+    """Print where the results are; exit 2 on failure, 3 when cancelled."""
+    if result.ok:
+        click.echo(json.dumps(result.summary, indent=2, default=str))
+        click.echo(f"succeeded: results in {result.output_dir}", err=True)
+        return
+    click.echo(f"error: plugin {result.record['plugin']['id']} {result.status}: {result.error} "
+               f"(log: {result.output_dir / 'log.txt'})", err=True)
+    raise SystemExit(EXIT_CANCELLED if result.status == "cancelled" else EXIT_FAILED)
+
+
+@contextmanager
+def progress_bar(enabled: bool, label: str) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), TextColumn("{task.fields[message]}"), transient=True) as bar:
+        task = bar.add_task(label, total=1.0, message="")
+        yield lambda fraction, message: bar.update(task, completed=fraction, message=message)
+
+
+@click.command("hiplot-run", hidden=True)
+@handle_errors
+def hiplot_run(input_file: str, conf_file: str, output_prefix: str, tool: str, module: str,
+               example: bool, simple: bool) -> None:
+    """hicli -i a.txt[,b.txt] -c data.json -t tool [-m module] [-e] -o out/prefix"""
+    registry = Registry.discover()
+    plugin = registry.find_tool(tool, module or None)
+    request: dict[str, Any] = {}
+    if conf_file:
+        path = Path(conf_file)
+        if not path.is_file():
+            raise InputError(f"-c {conf_file}: file not found", file=conf_file, hint="give the plugin's data.json")
+        try:
+            conf = json.loads(path.read_text("utf-8"))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{conf_file}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                             file=conf_file) from None
+        # Like Hiplot: a data.json (has "tool") contributes params.config, else it is the config.
+        request = conf["params"] if "tool" in conf else conf
+    files = [f for f in input_file.split(",") if f] if input_file else []
+    table_ids = list(plugin.ui.data)  # Hiplot binds -i files to the inputs by position
+    if len(files) > len(table_ids):
+        raise InputError(f"-i gives {len(files)} files but {plugin.id} has {len(table_ids)} inputs "
+                         f"({', '.join(table_ids)})", pointer="/data")
+    inputs = {table_ids[i]: f for i, f in enumerate(files)}
+    prefix = Path(output_prefix or f"{plugin.id}-out/{plugin.id}")
+    full = build_request(plugin, request, inputs=inputs, example=example)
+    for key in inputs:  # an uploaded file replaces the pasted example table
+        full.get("textarea", {}).pop(key, None)
+    result = run_plugin(plugin, full, output_dir=prefix.parent)
+    for figure in result.record.get("figures", []):
+        html = (prefix.parent / figure).with_suffix(".html")
+        if html.exists():
+            shutil.copyfile(html, f"{prefix}.plotly.html")
+            break
+    finish(result)

@@ -1,0 +1,51 @@
+"""Exit codes and error rendering shared by every hicli command."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable
+
+import click
+
+from hisci.errors import HisciError
+
+#: Documented exit codes (README, "Exit codes").
+EXIT_OK = 0
+EXIT_INVALID = 1      # invalid plugin, request, input file or option
+EXIT_FAILED = 2       # the plugin ran and failed
+EXIT_CANCELLED = 3    # the job was cancelled
+EXIT_SERVICE = 4      # the service could not be reached or refused the request
+EXIT_INTERNAL = 70    # a bug in hisci itself
+
+
+def report(error: HisciError | str, debug: bool = False) -> None:
+    text = str(error)
+    click.echo(f"error: {text}", err=True)
+    if debug and sys.exc_info()[0] is not None:
+        import traceback
+
+        traceback.print_exc()
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn HisciError into one message on stderr and its exit code; --debug shows the traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = bool((click.get_current_context().find_root().obj or {}).get("debug"))
+        try:
+            return func(*args, **kwargs)
+        except HisciError as err:
+            report(err, debug)
+            sys.exit(err.exit_code)
+        except (click.ClickException, click.exceptions.Exit, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as err:  # noqa: BLE001 - last resort: one line, code 70
+            if debug:
+                raise
+            click.echo(f"error: internal error: {type(err).__name__}: {err} "
+                       "(run with --debug for the traceback)", err=True)
+            sys.exit(EXIT_INTERNAL)
+
+    return wrapper

@@ -1,0 +1,22 @@
+"""Maps the source folders onto import names (see ARCHITECTURE.md, "Layout")."""
+
+from setuptools import find_packages, setup
+
+PACKAGE_DIRS = {
+    "hisci": "core",
+    "hisci.schemas": "schemas",
+    "hisci.builtin_plugins": "plugins",
+    "hicli": "hicli",
+    "dash_app": "dash_app",
+}
+
+
+def _packages() -> list[str]:
+    names = []
+    for name, folder in PACKAGE_DIRS.items():
+        names.append(name)
+        names += [f"{name}.{sub}" for sub in find_packages(folder)]
+    return names
+
+
+setup(packages=_packages(), package_dir=PACKAGE_DIRS)

@@ -1,0 +1,32 @@
+"""`pip install .` (a wheel, not only -e) ships the schemas, plugin JSON and examples."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_wheel_carries_package_data_and_runs_from_it(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path / "dist"), str(ROOT)], check=True)
+    (wheel,) = (tmp_path / "dist").glob("hisci-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for expected in ("hisci/schemas/ui.schema.json", "hisci/builtin_plugins/table_plot/meta.json",
+                     "hisci/builtin_plugins/table_plot/example/data.txt", "hicli/main.py"):
+        assert expected in names
+    assert not any(n.startswith(("core/", "tests/")) for n in names)
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = ("import hisci, sys; from hisci import Registry, Settings, run_plugin; "
+            "r = Registry.discover(Settings(entry_points=False)); p = r.get('table_plot'); "
+            "assert str(p.folder).startswith(sys.argv[1]), p.folder; "
+            "res = run_plugin(p, example=True, output_dir=sys.argv[2]); print(res.status, res.summary['rows'])")
+    out = subprocess.run([sys.executable, "-c", code, str(site), str(tmp_path / "run")],
+                         capture_output=True, text=True, cwd=tmp_path,
+                         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["succeeded", "36"]
