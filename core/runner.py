@@ -106,6 +106,7 @@ def run_plugin(
     job_id: str | None = None,
     owner: str | None = None,
     params: dict[str, Any] | None = None,
+    record: dict[str, Any] | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
     """Validate, run and record one plugin run in ``output_dir``.
@@ -117,6 +118,7 @@ def run_plugin(
     Parameters
     ----------
     params : already validated params (the job worker passes the ones stored at submit).
+    record : an existing job record to continue (the job layer's, with owner and queue).
     on_record : called with the record whenever it changes (the job layer mirrors it).
     """
     import numpy
@@ -127,7 +129,8 @@ def run_plugin(
     entry = plugin.load_entry()
     files = resolve_inputs(plugin, params)
     output_dir = prepare_output(output_dir)
-    record = new_record(plugin, params, files, job_id=job_id, owner=owner)
+    if record is None:
+        record = new_record(plugin, params, files, job_id=job_id, owner=owner)
     logger, handler = _file_logger(record["id"], output_dir / "log.txt")
 
     def save(**changes: Any) -> None:
@@ -166,7 +169,8 @@ def run_plugin(
         handler.close()
     outputs = sorted(str(p.relative_to(output_dir)) for p in output_dir.rglob("*") if p.is_file())
     save(status=state.value, reason=reason, finished=now(), figures=ctx.figures, outputs=outputs,
-         progress=1.0 if state == JobState.SUCCEEDED else record["progress"])
+         progress=1.0 if state == JobState.SUCCEEDED else record["progress"],
+         message="done" if state == JobState.SUCCEEDED else record["message"])
     write_task_status(output_dir, 4 if state == JobState.SUCCEEDED else 2,
                       failed=state != JobState.SUCCEEDED)
     return RunResult(state.value, output_dir, record, summary, reason)

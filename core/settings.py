@@ -14,7 +14,9 @@ class Settings(BaseModel):
 
     Environment variables: ``HISCI_DATA_DIR``, ``HISCI_PLUGIN_PATH`` (os.pathsep-separated),
     ``HISCI_REDIS_URL``, ``HISCI_NO_ENTRY_POINTS`` (1 to skip installed plugins),
-    ``HISCI_NO_BUILTINS`` (1 to skip built-in plugins), ``HISCI_TRACE`` (1 to log discovery).
+    ``HISCI_NO_BUILTINS`` (1 to skip built-in plugins), ``HISCI_TRACE`` (1 to log discovery),
+    ``HISCI_UPLOAD_LIMIT_MB``, ``HISCI_HEARTBEAT_TTL``, ``HISCI_REAPER_INTERVAL`` and
+    ``HISCI_CANCEL_GRACE`` (seconds) for the job service.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -26,6 +28,9 @@ class Settings(BaseModel):
     entry_points: bool = True
     trace: bool = False
     upload_limit_mb: float = 2048.0
+    heartbeat_ttl: float = 10.0
+    reaper_interval: float = 2.0
+    cancel_grace: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
@@ -39,10 +44,14 @@ class Settings(BaseModel):
             )
         if env.get("HISCI_REDIS_URL"):
             values["redis_url"] = env["HISCI_REDIS_URL"]
-        if env.get("HISCI_UPLOAD_LIMIT_MB"):
-            values["upload_limit_mb"] = float(env["HISCI_UPLOAD_LIMIT_MB"])
+        for name, key in (("HISCI_UPLOAD_LIMIT_MB", "upload_limit_mb"),
+                          ("HISCI_HEARTBEAT_TTL", "heartbeat_ttl"),
+                          ("HISCI_REAPER_INTERVAL", "reaper_interval"),
+                          ("HISCI_CANCEL_GRACE", "cancel_grace")):
+            if env.get(name):
+                values[key] = float(env[name])
         values["builtins"] = env.get("HISCI_NO_BUILTINS", "") not in ("1", "true", "yes")
         values["entry_points"] = env.get("HISCI_NO_ENTRY_POINTS", "") not in ("1", "true", "yes")
         values["trace"] = env.get("HISCI_TRACE", "") in ("1", "true", "yes")
-        values.update(overrides)
+        values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

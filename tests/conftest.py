@@ -12,6 +12,8 @@ from click.testing import CliRunner
 
 from hisci import Registry, Settings
 
+pytest_plugins = ["tests.conftest_service"]
+
 DATA = Path(__file__).parent / "data"
 SAMPLES = DATA / "hiplot-samples"
 SAMPLE_IDS = sorted(p.name for p in SAMPLES.iterdir() if p.is_dir())

@@ -1,0 +1,60 @@
+"""The one error shape: {"error": {"code", "message", "problems": [...]}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import HisciError, InputError, ParamsError, UnknownPluginError, ValidationError
+from ..jobs.store import JobNotFound, UploadTooLarge
+
+STATUS = [
+    (JobNotFound, 404),
+    (UnknownPluginError, 404),
+    (UploadTooLarge, 413),
+    (ParamsError, 422),
+    (ValidationError, 422),
+    (InputError, 422),
+]
+
+
+def error_body(code: str, message: str, problems: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "problems": problems or []}}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(HisciError)
+    async def hisci_error(_: Request, exc: HisciError) -> JSONResponse:
+        status = next((s for cls, s in STATUS if isinstance(exc, cls)), 400)
+        problems = [{"pointer": p.pointer, "message": p.message, "given": _safe(p.given),
+                     "allowed": _safe(p.allowed), "hint": p.hint} for p in exc.problems]
+        return JSONResponse(error_body(exc.code, exc.message if len(problems) > 1 else str(exc), problems),
+                            status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [{"pointer": "/" + "/".join(str(p) for p in err.get("loc", ())[1:]),
+                     "message": err.get("msg", ""), "given": _safe(err.get("input")), "allowed": None}
+                    for err in exc.errors()]
+        return JSONResponse(error_body("malformed_request", "the request body is malformed", problems),
+                            status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        return JSONResponse(error_body(codes.get(exc.status_code, "error"), str(exc.detail)),
+                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+def _safe(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _safe(v) for k, v in value.items()}
+    return str(value)

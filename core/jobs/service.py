@@ -1,0 +1,222 @@
+"""JobService: the one facade the API, hicli serve and the web app call."""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from redis import Redis
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+
+from ..errors import InputError, ParamsError, Problem
+from ..record import JobState, new_record, now
+from ..registry import Registry
+from ..runner import resolve_inputs
+from ..settings import Settings
+from ..storage import read_json
+from . import keys
+from .queueing import enqueue
+from .routing import fits, requirement, route
+from .store import JobNotFound, JobStore, UploadStore
+from .users import User, UserStore
+
+UPLOAD_PREFIX = "upload:"
+
+
+class JobService:
+    """Submit, inspect and control jobs for authenticated users."""
+
+    def __init__(self, settings: Settings, registry: Registry, redis: Redis | None = None) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.redis = redis or (Redis.from_url(settings.redis_url) if settings.redis_url else None)
+        self.store = JobStore(settings.data_dir)
+        self.uploads = UploadStore(settings.data_dir, int(settings.upload_limit_mb * 2**20))
+        self.users = UserStore(settings.data_dir / "users.json")
+
+    # -- requests -------------------------------------------------------------------------
+    def validate(self, plugin_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        return self.registry.get(plugin_id).validate_request(request)
+
+    def save_upload(self, user: User, filename: str, stream: BinaryIO) -> dict[str, Any]:
+        return self.uploads.save(user.name, filename, stream)
+
+    def _resolve_links(self, user: User, plugin_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        """``upload:<id>`` links become stored paths; any other link must name a file inside
+        the plugin folder (its examples): a user cannot point a job at server paths."""
+        plugin = self.registry.get(plugin_id)
+        request = plugin.params.normalize(copy.deepcopy(request or {}))
+        for name, entry in (request.get("data") or {}).items():
+            if not isinstance(entry, dict):
+                continue
+            for field in ("link", "value"):
+                links = entry.get(field)
+                if not links:
+                    continue
+                single = isinstance(links, str)
+                resolved = [self._resolve_one(user, plugin, name, link) for link in ([links] if single else links)]
+                entry[field] = resolved[0] if single else resolved
+        return request
+
+    def _resolve_one(self, user: User, plugin: Any, name: str, link: str) -> str:
+        if not link:
+            return link
+        if link.startswith(UPLOAD_PREFIX):
+            return str(self.uploads.path(user.name, link[len(UPLOAD_PREFIX):], user.admin))
+        candidate = (plugin.folder / link).resolve()
+        if not Path(link).is_absolute() and plugin.folder.resolve() in candidate.parents and candidate.exists():
+            return str(candidate)
+        if user.admin and Path(link).is_absolute() and Path(link).exists():
+            return link  # an admin may point at files on the shared data disk
+        raise InputError(f"input '{name}': {link!r} is not an upload of yours", pointer=f"/data/{name}",
+                         given=link, hint="upload the file (POST /api/v1/uploads) and use link 'upload:<id>'")
+
+    # -- jobs -----------------------------------------------------------------------------
+    def submit(self, user: User, plugin_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Validate, write ``jobs/<id>/job.json`` and enqueue on cpu or gpu."""
+        plugin = self.registry.get(plugin_id)
+        if not plugin.runnable:
+            raise ParamsError([Problem("this plugin has no runtime block, so it cannot be run",
+                                       pointer="/runtime", given=plugin_id)], plugin_id=plugin_id)
+        params = plugin.validate_request(self._resolve_links(user, plugin_id, request))
+        files = resolve_inputs(plugin, params)
+        redis = self._redis()
+        where = route(plugin, redis)
+        needs = requirement(plugin, params, sum(p.stat().st_size for ps in files.values() for p in ps))
+        ok, why = fits(redis, where.queue, needs)
+        record = new_record(plugin, params, files, owner=user.name)
+        record.update(queue=where.queue, fell_back=where.fell_back, routing=where.note,
+                      timeout=plugin.runtime.timeout, retries=plugin.runtime.retries, attempts=0,
+                      needs=needs, held=not ok, message=why)
+        self.store.write(record)
+        if ok:
+            enqueue(redis, self.settings, record)
+        return record
+
+    def get(self, user: User, job_id: str) -> dict[str, Any]:
+        record = self.store.read(job_id)
+        if not (user.admin or record.get("owner") == user.name):
+            raise JobNotFound(f"job '{job_id}' not found", given=job_id)
+        return record
+
+    def list_jobs(self, user: User, status: str | None = None, plugin: str | None = None,
+                  limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        records = [r for r in self.store.all()
+                   if (user.admin or r.get("owner") == user.name)
+                   and (status is None or r.get("status") == status)
+                   and (plugin is None or r["plugin"]["id"] == plugin)]
+        records.sort(key=lambda r: r.get("created", ""), reverse=True)
+        return records[offset:offset + limit], len(records)
+
+    def log(self, user: User, job_id: str, offset: int = 0) -> tuple[str, int]:
+        self.get(user, job_id)
+        path = self.store.folder(job_id) / "log.txt"
+        if not path.exists():
+            return "", offset
+        with open(path, "rb") as fh:
+            fh.seek(max(offset, 0))
+            data = fh.read()
+        return data.decode("utf-8", "replace"), max(offset, 0) + len(data)
+
+    def events(self, user: User, job_id: str, after: str = "0-0") -> list[dict[str, Any]]:
+        from .events import EventStream
+
+        self.get(user, job_id)
+        return EventStream(self._redis(), job_id).read(after)
+
+    def files(self, user: User, job_id: str) -> list[dict[str, Any]]:
+        self.get(user, job_id)
+        return self.store.files(job_id)
+
+    def file_path(self, user: User, job_id: str, relative: str) -> Path:
+        self.get(user, job_id)
+        return self.store.file(job_id, relative)
+
+    def figure(self, user: User, job_id: str, name: str) -> dict[str, Any]:
+        name = name if name.endswith(".json") else f"{name}.json"
+        return read_json(self.file_path(user, job_id, name))
+
+    def cancel(self, user: User, job_id: str) -> dict[str, Any]:
+        """Queued: removed from the queue. Running: a cancel flag that ctx.progress sees; the
+        reaper stops the work horse after the grace period."""
+        record = self.get(user, job_id)
+        status = JobState(record["status"])
+        if status.finished:
+            return record
+        redis = self._redis()
+        redis.set(keys.cancel(job_id), time.time(), ex=7 * 86400)
+        if status == JobState.QUEUED:
+            try:
+                Job.fetch(keys.rq_job_id(job_id, record.get("attempts", 0) + 1), connection=redis).cancel()
+            except NoSuchJobError:
+                pass
+            return self.store.update(job_id, status=JobState.CANCELLED.value, finished=now(),
+                                     reason="cancelled before it started", held=False)
+        return self.store.update(job_id, message="cancelling")
+
+    def retry(self, user: User, job_id: str) -> dict[str, Any]:
+        """A new job with the same plugin, params and inputs."""
+        old = self.get(user, job_id)
+        if not JobState(old["status"]).finished:
+            raise InputError(f"job {job_id} is still {old['status']}", given=old["status"],
+                             allowed=["succeeded", "failed", "cancelled"], hint="cancel it first")
+        owner = User(old["owner"], user.admin)
+        record = self.submit_params(owner, old["plugin"]["id"], old["params"])
+        return self.store.update(record["id"], retry_of=job_id)
+
+    def submit_params(self, user: User, plugin_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Submit already-resolved params (retry): inputs are the stored paths."""
+        plugin = self.registry.get(plugin_id)
+        params = plugin.validate_request(params)
+        redis = self._redis()
+        where = route(plugin, redis)
+        record = new_record(plugin, params, resolve_inputs(plugin, params), owner=user.name)
+        record.update(queue=where.queue, fell_back=where.fell_back, routing=where.note,
+                      timeout=plugin.runtime.timeout, retries=plugin.runtime.retries, attempts=0,
+                      needs={}, held=False, message="")
+        self.store.write(record)
+        enqueue(redis, self.settings, record)
+        return record
+
+    def delete(self, user: User, job_id: str) -> None:
+        record = self.get(user, job_id)
+        if not JobState(record["status"]).finished:
+            self.cancel(user, job_id)
+        self.store.delete(job_id)
+
+    # -- health ---------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        from .routing import live_workers
+
+        report: dict[str, Any] = {"data_dir_writable": _writable(self.settings.data_dir)}
+        try:
+            redis = self._redis()
+            redis.ping()
+            report["redis"] = "ok"
+            report["queues"] = {q: {"length": Queue(q, connection=redis).count,
+                                    "workers": len(live_workers(redis, q))} for q in ("cpu", "gpu")}
+        except Exception as exc:  # noqa: BLE001
+            report["redis"] = f"unavailable: {exc}"
+        report["ok"] = report["redis"] == "ok" and report["data_dir_writable"]
+        report["plugins"] = len(self.registry)
+        return report
+
+    def _redis(self) -> Redis:
+        if self.redis is None:
+            raise InputError("the job service has no Redis", hint="start it with hicli serve or set HISCI_REDIS_URL")
+        return self.redis
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".hisci-probe"
+        probe.write_text("")
+        probe.unlink()
+        return True
+    except OSError:
+        return False

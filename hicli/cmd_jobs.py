@@ -1,0 +1,163 @@
+"""hicli submit, status, logs, fetch, cancel, retry, jobs (through the API)."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hisci import Registry
+
+from .client import Client
+from .cmd_run import assemble_request, request_options
+from .errors import EXIT_CANCELLED, EXIT_FAILED, handle_errors
+
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+@click.command("submit")
+@click.argument("plugin_id")
+@request_options
+@click.option("--wait", is_flag=True, help="Wait until the job ends; exit 2 if it failed.")
+@handle_errors
+def submit_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[str, ...],
+               params_file: Path | None, example: bool, example_index: int, wait: bool) -> None:
+    """Submit a job to the service; prints the job id alone on stdout."""
+    plugin = Registry.discover().get(plugin_id)
+    request, inputs = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index)
+    client = Client()
+    for name, paths in inputs.items():
+        links = [f"upload:{client.upload(Path(p))['id']}" for p in paths]
+        value = links if plugin.ui.data[name].multiple or len(links) > 1 else links[0]
+        request.setdefault("data", {})[name] = {"value": [Path(p).name for p in paths] if isinstance(value, list)
+                                                else Path(paths[0]).name, "link": value}
+    _relative_examples(plugin, request)
+    record = client.json("POST", "/jobs", json={"plugin": plugin_id, "request": request})
+    click.echo(record["id"])
+    click.echo(f"submitted {plugin_id} as job {record['id']} on queue {record['queue']}"
+               + (f" ({record['message']})" if record.get("message") else ""), err=True)
+    if wait:
+        _finish(_wait(client, record["id"]))
+
+
+def _relative_examples(plugin: Any, request: dict[str, Any]) -> None:
+    """Example links are paths inside the plugin folder; send them relative to it."""
+    for entry in (request.get("data") or {}).values():
+        if isinstance(entry, dict):
+            for key in ("link", "value"):
+                value = entry.get(key)
+                if isinstance(value, str) and value.startswith(str(plugin.folder)):
+                    entry[key] = str(Path(value).relative_to(plugin.folder))
+
+
+def _wait(client: Client, job_id: str, interval: float = 0.5) -> dict[str, Any]:
+    while True:
+        record = client.json("GET", f"/jobs/{job_id}")
+        if record["status"] in FINISHED:
+            return record
+        time.sleep(interval)
+
+
+def _finish(record: dict[str, Any]) -> None:
+    click.echo(f"{record['id']} {record['status']}" + (f": {record['reason']}" if record.get("reason") else ""),
+               err=True)
+    if record["status"] == "failed":
+        raise SystemExit(EXIT_FAILED)
+    if record["status"] == "cancelled":
+        raise SystemExit(EXIT_CANCELLED)
+
+
+@click.command("status")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def status_cmd(job_id: str, as_json: bool) -> None:
+    """A job's status, progress and message."""
+    record = Client().json("GET", f"/jobs/{job_id}")
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+        return
+    line = f"{record['id']}  {record['plugin']['id']}  {record['status']}  {100 * record.get('progress', 0):.0f}%"
+    click.echo(line + (f"  {record['message']}" if record.get("message") else "")
+               + (f"  reason: {record['reason']}" if record.get("reason") else ""))
+
+
+@click.command("logs")
+@click.argument("job_id")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the job ends.")
+@handle_errors
+def logs_cmd(job_id: str, follow: bool) -> None:
+    """Print a job's log (with -f, follow it live)."""
+    client, offset = Client(), 0
+    while True:
+        chunk = client.json("GET", f"/jobs/{job_id}/log", params={"offset": offset})
+        if chunk["text"]:
+            sys.stdout.write(chunk["text"])
+            sys.stdout.flush()
+        offset = chunk["offset"]
+        if not follow or chunk["status"] in FINISHED:
+            if follow:  # the last lines may land just after the status changes
+                rest = client.json("GET", f"/jobs/{job_id}/log", params={"offset": offset})
+                sys.stdout.write(rest["text"])
+            return
+        time.sleep(0.5)
+
+
+@click.command("fetch")
+@click.argument("job_id")
+@click.option("-o", "--output", "output_dir", required=True, type=click.Path(path_type=Path))
+@handle_errors
+def fetch_cmd(job_id: str, output_dir: Path) -> None:
+    """Download every file of a job into OUTPUT."""
+    response = Client().request("GET", f"/jobs/{job_id}/zip")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        for member in archive.infolist():
+            relative = Path(member.filename).relative_to(job_id)
+            target = (output_dir / relative).resolve()
+            if output_dir.resolve() not in target.parents:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(archive.read(member))
+    click.echo(f"fetched job {job_id} into {output_dir}", err=True)
+
+
+@click.command("cancel")
+@click.argument("job_id")
+@handle_errors
+def cancel_cmd(job_id: str) -> None:
+    """Cancel a queued or running job."""
+    record = Client().json("POST", f"/jobs/{job_id}/cancel")
+    click.echo(f"{job_id} {record['status']}" + (f" ({record['message']})" if record.get("message") else ""))
+
+
+@click.command("retry")
+@click.argument("job_id")
+@handle_errors
+def retry_cmd(job_id: str) -> None:
+    """Run a finished job again with the same params; prints the new id."""
+    record = Client().json("POST", f"/jobs/{job_id}/retry")
+    click.echo(record["id"])
+
+
+@click.command("jobs")
+@click.option("--status", type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"]))
+@click.option("--plugin")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def jobs_cmd(status: str | None, plugin: str | None, limit: int, as_json: bool) -> None:
+    """List your jobs, newest first."""
+    params = {k: v for k, v in {"status": status, "plugin": plugin, "limit": limit}.items() if v}
+    listing = Client().json("GET", "/jobs", params=params)
+    if as_json:
+        click.echo(json.dumps(listing, indent=2))
+        return
+    for record in listing["jobs"]:
+        click.echo(f"{record['id']}  {record['plugin']['id']:<20} {record['status']:<10} {record['created'][:19]}")

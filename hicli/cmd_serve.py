@@ -1,0 +1,83 @@
+"""hicli serve (embedded Redis + workers + API + web on one port) and hicli worker."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from hisci import Registry, Settings
+from hisci.gpu import gpu_available
+
+from .errors import handle_errors
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8321, show_default=True, type=int)
+@click.option("--data-dir", default=None, help="Where jobs, uploads and users live (default ./hisci-data).")
+@click.option("--workers", default=1, show_default=True, help="CPU workers to start.")
+@handle_errors
+def serve_cmd(host: str, port: int, data_dir: str | None, workers: int) -> None:
+    """Start the service. Without HISCI_REDIS_URL a private redis-server is started."""
+    import uvicorn
+
+    from hisci.api import create_app
+    from hisci.jobs import EmbeddedRedis, JobService
+
+    settings = Settings.from_env(data_dir=Path(data_dir) if data_dir else None)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    redis = None
+    if not settings.redis_url:
+        redis = EmbeddedRedis(settings.data_dir / "redis").start()
+        settings = settings.model_copy(update={"redis_url": redis.url})
+    env = {**os.environ, "HISCI_REDIS_URL": settings.redis_url, "HISCI_DATA_DIR": str(settings.data_dir.resolve())}
+    procs = [subprocess.Popen([sys.executable, "-m", "hicli.main", "worker", "--queue", "cpu"], env=env)
+             for _ in range(max(workers, 0))]
+    if gpu_available():
+        procs.append(subprocess.Popen([sys.executable, "-m", "hicli.main", "worker", "--queue", "gpu,cpu",
+                                       "--gpu"], env=env))
+    registry = Registry.discover(settings)
+    service = JobService(settings, registry)
+    token = service.users.add("admin", admin=True, replace=True)
+    token_file = settings.data_dir / "admin.token"
+    token_file.write_text(token + "\n")
+    os.chmod(token_file, 0o600)
+    url = f"http://{host}:{port}"
+    click.echo(f"hisci serving {len(registry)} plugins at {url}  (API {url}/api/v1, docs {url}/docs)")
+    click.echo(f"admin token: {token}   (also in {token_file})")
+    click.echo(f"redis: {settings.redis_url}   data: {settings.data_dir.resolve()}")
+    for problem in registry.problems:
+        click.echo(f"invalid plugin {problem.id}: {problem.error.message}", err=True)
+    try:
+        uvicorn.run(create_app(settings, registry, service), host=host, port=port, log_level="warning")
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if redis:
+            redis.stop()
+
+
+@click.command("worker")
+@click.option("--queue", "queues", default="cpu", show_default=True, help="Comma-separated queues: cpu, gpu.")
+@click.option("--gpu", is_flag=True, help="Serve the gpu queue (checks cupy and a CUDA device first).")
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+@click.option("--name", default=None, help="Worker name (default: host and pid).")
+@handle_errors
+def worker_cmd(queues: str, gpu: bool, burst: bool, name: str | None) -> None:
+    """Run an RQ worker against HISCI_REDIS_URL and HISCI_DATA_DIR."""
+    from hisci.jobs.worker import start_worker
+
+    names = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = [q for q in names if q not in ("cpu", "gpu")]
+    if unknown:
+        raise click.BadParameter(f"unknown queue(s) {', '.join(unknown)}; use cpu and/or gpu", param_hint="--queue")
+    start_worker(Settings.from_env(), names, gpu=gpu, burst=burst, name=name)

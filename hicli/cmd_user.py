@@ -1,0 +1,50 @@
+"""hicli user add/list/revoke: manage the service's users in its data directory."""
+
+from __future__ import annotations
+
+import click
+
+from hisci.jobs import UserStore
+from hisci.settings import Settings
+
+from .errors import handle_errors
+
+
+def _store(data_dir: str | None) -> UserStore:
+    settings = Settings.from_env(data_dir=data_dir)
+    return UserStore(settings.data_dir / "users.json")
+
+
+@click.group("user")
+def user_group() -> None:
+    """Users and their bearer tokens (stored hashed)."""
+
+
+@user_group.command("add")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="May see every job and reload the registry.")
+@click.option("--data-dir", default=None, help="The service's data directory (HISCI_DATA_DIR).")
+@handle_errors
+def add(name: str, admin: bool, data_dir: str | None) -> None:
+    """Create a user; prints the token alone on stdout (shown once)."""
+    token = _store(data_dir).add(name, admin=admin)
+    click.echo(token)
+    click.echo(f"user {name} added{' (admin)' if admin else ''}; keep the token, it is not shown again",
+               err=True)
+
+
+@user_group.command("list")
+@click.option("--data-dir", default=None)
+@handle_errors
+def list_users(data_dir: str | None) -> None:
+    for user in _store(data_dir).list():
+        click.echo(f"{user.name}{'  admin' if user.admin else ''}")
+
+
+@user_group.command("revoke")
+@click.argument("name")
+@click.option("--data-dir", default=None)
+@handle_errors
+def revoke(name: str, data_dir: str | None) -> None:
+    _store(data_dir).revoke(name)
+    click.echo(f"user {name} revoked", err=True)
