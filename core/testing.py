@@ -106,16 +106,17 @@ class TestReport:
 
     @property
     def crashed(self) -> bool:
-        """True when a case that should succeed did not (the plugin failed or was invalid)."""
-        return any(c.status not in ("succeeded", "expected-failure") for c in self.cases if not c.ok)
+        """True when a case that should succeed failed while running (hicli exit code 2)."""
+        return any(c.status in ("failed", "cancelled") for c in self.cases if not c.ok)
 
     def format(self) -> str:
         """A readable report: one line per case, the differences indented under it."""
         failed = [c for c in self.cases if not c.ok]
-        verb = "recorded" if self.updated else "checked"
-        head = (f"{self.plugin_id}: {len(self.cases) - len(failed)} of {len(self.cases)} case(s) "
-                f"{verb} ({self.expectations})")
-        lines = [("ok      " if not failed else "FAILED  ") + head]
+        if self.updated:
+            head = f"{self.plugin_id}: recorded {len(self.cases) - len(failed)} of {len(self.cases)} case(s)"
+        else:
+            head = f"{self.plugin_id}: {len(self.cases) - len(failed)} of {len(self.cases)} case(s) match"
+        lines = [("ok      " if not failed else "FAILED  ") + f"{head} ({self.expectations})"]
         for case in self.cases:
             lines.append(f"  {'ok  ' if case.ok else 'FAIL'} {case.name} ({case.status})")
             lines += [f"      {d}" for d in _indent_lines(case.differences)]
@@ -176,7 +177,7 @@ def load_cases(plugin: Plugin, tests: Path | None = None) -> list[TestCase]:
         return _cases_from_file(listing, tests)
     count = len(plugin.data.examples())
     if count == 0:
-        raise InputError(f"plugin '{plugin.id}' has no exampleData and no {listing}", file=str(listing),
+        raise InputError(f"plugin '{plugin.id}' has no exampleData and no {listing}",
                          hint="add an exampleData entry to data.json or cases to tests/examples.json")
     return [TestCase("example" if count == 1 else f"example-{i}", i) for i in range(count)]
 
@@ -222,6 +223,8 @@ def run_tests(path: Path | str, *, update: bool = False, workdir: Path | str | N
     """
     folder = find_plugin_folder(path)
     plugin = load_plugin(folder)
+    if not plugin.runnable:
+        plugin.load_entry()  # raises: no runtime block, with the fix as a hint
     _forget_modules(plugin)
     tests = tests_folder(folder)
     store = ExpectationStore(tests)

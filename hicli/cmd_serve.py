@@ -11,6 +11,7 @@ import click
 
 from hisci import Registry, Settings
 from hisci.gpu import gpu_available
+from hisci.processes import die_with_parent
 
 from .errors import handle_errors
 
@@ -35,11 +36,12 @@ def serve_cmd(host: str, port: int, data_dir: str | None, workers: int) -> None:
         redis = EmbeddedRedis(settings.data_dir / "redis").start()
         settings = settings.model_copy(update={"redis_url": redis.url})
     env = {**os.environ, "HISCI_REDIS_URL": settings.redis_url, "HISCI_DATA_DIR": str(settings.data_dir.resolve())}
-    procs = [subprocess.Popen([sys.executable, "-m", "hicli.main", "worker", "--queue", "cpu"], env=env)
+    worker = [sys.executable, "-m", "hicli.main", "worker"]
+    procs = [subprocess.Popen([*worker, "--queue", "cpu"], env=env, preexec_fn=die_with_parent())
              for _ in range(max(workers, 0))]
     if gpu_available():
-        procs.append(subprocess.Popen([sys.executable, "-m", "hicli.main", "worker", "--queue", "gpu,cpu",
-                                       "--gpu"], env=env))
+        procs.append(subprocess.Popen([*worker, "--queue", "gpu,cpu", "--gpu"], env=env,
+                                      preexec_fn=die_with_parent()))
     registry = Registry.discover(settings)
     service = JobService(settings, registry)
     token = service.users.add("admin", admin=True, replace=True)

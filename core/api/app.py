@@ -53,7 +53,15 @@ def _mount_web(app: FastAPI, settings: Settings, registry: Registry, service: Jo
     except ImportError as exc:
         log.warning("web app not mounted (%s); the API still serves /api/v1", exc)
         return
-    from starlette.middleware.wsgi import WSGIMiddleware
+    import warnings
 
-    dash: Any = create_dash_app(settings, registry, service)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fine for Dash's plain WSGI app
+        from starlette.middleware.wsgi import WSGIMiddleware
+
+    try:
+        dash: Any = create_dash_app(settings, registry, service)
+    except Exception:  # noqa: BLE001 - a broken web app must not take the API down
+        log.exception("web app failed to start; the API still serves /api/v1")
+        return
     app.mount("/", WSGIMiddleware(dash.server))

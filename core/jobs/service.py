@@ -53,13 +53,13 @@ class JobService:
         for name, entry in (request.get("data") or {}).items():
             if not isinstance(entry, dict):
                 continue
-            for field in ("link", "value"):
-                links = entry.get(field)
-                if not links:
-                    continue
-                single = isinstance(links, str)
-                resolved = [self._resolve_one(user, plugin, name, link) for link in ([links] if single else links)]
-                entry[field] = resolved[0] if single else resolved
+            field = "link" if entry.get("link") else "value"  # Hiplot keeps demo paths in value
+            links = entry.get(field)
+            if not links:
+                continue
+            single = isinstance(links, str)
+            resolved = [self._resolve_one(user, plugin, name, link) for link in ([links] if single else links)]
+            entry["link"] = resolved[0] if single else resolved
         return request
 
     def _resolve_one(self, user: User, plugin: Any, name: str, link: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -15,6 +14,7 @@ from rq import Queue, Worker, get_current_job
 
 from ..errors import HisciError
 from ..gpu import INSTALL_HINT, array_module, gpu_available
+from ..processes import die_with_parent
 from ..record import JobState, now
 from ..registry import Registry
 from ..runner import run_plugin
@@ -83,13 +83,9 @@ def _maybe_retry(settings: Settings, redis: Redis, record: dict) -> None:
 
 
 def _die_with_parent() -> None:
-    """Linux: the work horse gets SIGKILL when its worker dies (kill -9), so a lost worker
-    never leaves an orphan running the job."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        return
+    """The work horse gets SIGKILL when its worker dies (kill -9), so a lost worker never
+    leaves an orphan running the job."""
+    die_with_parent(signal.SIGKILL)()
     if os.getppid() == 1:
         os._exit(1)
 
