@@ -6,6 +6,7 @@ import platform
 import socket
 import sys
 import uuid
+from functools import lru_cache
 from datetime import datetime, timezone
 from enum import Enum
 from importlib import metadata
@@ -44,14 +45,20 @@ def new_job_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-def package_versions() -> dict[str, str]:
+@lru_cache(maxsize=1)
+def _versions() -> tuple[tuple[str, str], ...]:
     versions = {"python": platform.python_version()}
     for name in RECORDED_PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    return versions
+    return tuple(versions.items())
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the main packages (looked up once per process)."""
+    return dict(_versions())
 
 
 def describe_inputs(inputs: dict[str, list[Path]]) -> list[dict[str, Any]]:

@@ -26,6 +26,16 @@ from .store import JobStore
 
 log = logging.getLogger("hisci.worker")
 GPU_ENV = "HISCI_WORKER_GPU"
+#: Registries discovered in the worker process before it forks work horses, so a job does
+#: not pay for discovery (filled by start_worker, keyed by the settings' JSON).
+_REGISTRIES: dict[str, Registry] = {}
+
+
+def registry_for(settings: Settings) -> Registry:
+    key = settings.model_dump_json()
+    if key not in _REGISTRIES:
+        _REGISTRIES[key] = Registry.discover(settings)
+    return _REGISTRIES[key]
 
 
 def execute(job_id: str, data_dir: str) -> str:
@@ -49,7 +59,7 @@ def execute(job_id: str, data_dir: str) -> str:
     events.emit("state", status="running", host=record["host"])
     heartbeat = Heartbeat(redis, job_id, settings.heartbeat_ttl).start()
     try:
-        plugin = Registry.discover(settings).get(record["plugin"]["id"])
+        plugin = registry_for(settings).get(record["plugin"]["id"])
         result = run_plugin(
             plugin, params=record["params"], record=record, output_dir=store.folder(job_id),
             progress=events.progress, cancel_check=lambda: bool(redis.exists(keys.cancel(job_id))),
@@ -90,6 +100,17 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
+def _warm(registry: Registry) -> None:
+    """Import every plugin's entry module once in the worker, so each forked work horse
+    starts with them loaded (a job then costs a fork, not an import)."""
+    for plugin in registry:
+        if plugin.runnable:
+            try:
+                plugin.load_entry()
+            except Exception as exc:  # noqa: BLE001 - the job will report it properly
+                log.warning("plugin %s failed to import: %s", plugin.id, exc)
+
+
 def total_memory_gb() -> float:
     try:
         with open("/proc/meminfo") as fh:
@@ -115,6 +136,7 @@ def start_worker(settings: Settings, queues: list[str], gpu: bool = False, burst
     if gpu and not gpu_available():
         raise HisciError("--gpu: no usable GPU (cupy missing or no CUDA device)", hint=INSTALL_HINT)
     os.environ[GPU_ENV] = "1" if gpu else "0"
+    _warm(registry_for(Settings.from_env(data_dir=settings.data_dir.resolve())))
     redis = Redis.from_url(settings.redis_url)
     worker = Worker([Queue(q, connection=redis) for q in queues], connection=redis, name=name)
     capacity = (total_memory_gb(), gpu_memory_gb() if gpu else 0.0)
