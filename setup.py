@@ -6,6 +6,7 @@ PACKAGE_DIRS = {
     "hisci": "core",
     "hisci.schemas": "schemas",
     "hisci.builtin_plugins": "plugins",
+    "hisci.plugin_template": "plugin-template",
     "hicli": "hicli",
     "dash_app": "dash_app",
 }

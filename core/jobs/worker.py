@@ -12,7 +12,7 @@ from pathlib import Path
 from redis import Redis
 from rq import Queue, Worker, get_current_job
 
-from ..errors import HisciError
+from ..errors import HisciError, UnknownPluginError
 from ..gpu import INSTALL_HINT, array_module, gpu_available
 from ..processes import die_with_parent
 from ..record import JobState, now
@@ -59,7 +59,7 @@ def execute(job_id: str, data_dir: str) -> str:
     events.emit("state", status="running", host=record["host"])
     heartbeat = Heartbeat(redis, job_id, settings.heartbeat_ttl).start()
     try:
-        plugin = registry_for(settings).get(record["plugin"]["id"])
+        plugin = _find_plugin(settings, record["plugin"]["id"])
         result = run_plugin(
             plugin, params=record["params"], record=record, output_dir=store.folder(job_id),
             progress=events.progress, cancel_check=lambda: bool(redis.exists(keys.cancel(job_id))),
@@ -78,6 +78,15 @@ def execute(job_id: str, data_dir: str) -> str:
     if record["status"] == JobState.FAILED.value:
         _maybe_retry(settings, redis, record)
     return record["status"]
+
+
+def _find_plugin(settings: Settings, plugin_id: str):
+    """From the pre-fork registry; a plugin installed since the worker started is found by a
+    fresh discovery (so `pip install` + registry reload needs no worker restart)."""
+    try:
+        return registry_for(settings).get(plugin_id)
+    except UnknownPluginError:
+        return Registry.discover(settings).get(plugin_id)
 
 
 def _maybe_retry(settings: Settings, redis: Redis, record: dict) -> None:
