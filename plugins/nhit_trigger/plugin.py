@@ -1,0 +1,112 @@
+"""hisci plugin ``nhit_trigger``: the KM2A N-Hit software trigger over a ``.hits`` stream."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import figures
+from .analysis import efficiency_curve, truth_report
+from .glue import as_int, input_error
+from .hitstream import HitStream, StreamFormatError
+from .pipeline import run_trigger
+from .simulate import Truth
+from .trigger import TriggerConfig
+
+OUTPUT_NAME = "events.dat"
+
+
+def load_config(extra: dict) -> TriggerConfig:
+    """The trigger rule from ``params["extra"]``; bad values become input errors."""
+    threshold = as_int(extra.get("threshold", 20), "threshold")
+    if threshold <= 0:
+        raise input_error(f"extra.threshold (N) must be > 0, got {threshold}",
+                          pointer="/extra/threshold", given=threshold, allowed="an integer > 0")
+    window = as_int(extra.get("window_ns", 400), "window_ns", minimum=1)
+    mode = extra.get("trigger", "ed")
+    try:
+        return TriggerConfig(threshold, window, mode)
+    except ValueError as exc:
+        raise input_error(str(exc), pointer="/extra/trigger", given=mode,
+                          allowed=["ed", "ed+md"]) from None
+
+
+def open_stream(path) -> HitStream:
+    """Open a ``.hits`` file; format problems become input errors naming the file."""
+    try:
+        return HitStream(path)
+    except StreamFormatError as exc:
+        raise input_error(str(exc), file=str(path), pointer=f"byte {exc.offset}",
+                          hint="give a .hits stream written by nhit_simulate (nhit.md 4.2)"
+                          ) from None
+
+
+def run(ctx):
+    extra = ctx.params["extra"]
+    config = load_config(extra)
+    workers = as_int(extra.get("workers", 0), "workers", minimum=0)
+    run_number = as_int(extra.get("run_number", 0), "run_number", minimum=0)
+    stream_path = ctx.input("hits")
+    stream = open_stream(stream_path)
+    ctx.logger.info("stream %s: %d fragments, %d hits, %d ED + %d MD channels",
+                    stream_path.name, len(stream), stream.n_hits, stream.header.n_ed,
+                    stream.header.n_md)
+    ctx.progress(0.02, f"triggering {len(stream)} fragments")
+
+    def progress(done: int, total: int) -> None:
+        ctx.progress(0.02 + 0.88 * done / total, f"fragment {done}/{total}")
+
+    try:
+        result = run_trigger(stream_path, ctx.output_dir / OUTPUT_NAME, config, workers=workers,
+                             run_number=run_number, progress=progress, log=ctx.logger)
+    except ValueError as exc:
+        raise input_error(str(exc), file=str(stream_path)) from None
+    head = stream.header
+    seconds = (head.stop_ns - head.start_ns) * 1e-9
+    st = result.stats
+    times, stop = st.array("time"), st.array("stop")
+    n_hits, n_ed = st.array("n_hits"), st.array("n_ed")
+    summary = {
+        "hits_read": result.hits_read,
+        "bytes_read": result.bytes_read,
+        "stream_seconds": seconds,
+        "events": result.events,
+        "trigger_rate_hz": result.events / seconds if seconds > 0 else None,
+        "mb_per_s": result.mb_per_s,
+        "wall_time_s": result.wall_s,
+        "workers": result.workers,
+        "mean_hits_per_event": float(n_hits.mean()) if len(n_hits) else 0.0,
+        "mean_ed_hits_per_event": float(n_ed.mean()) if len(n_ed) else 0.0,
+        "output_bytes": result.bytes_written,
+        "output_input_ratio": result.bytes_written / result.bytes_read,
+        "threshold": config.threshold, "window_ns": config.window_ns, "trigger": config.mode,
+        "run_number": run_number, "output": OUTPUT_NAME,
+    }
+    ctx.progress(0.92, "figures")
+    ctx.save_figure(figures.trigger_rate(times, head.start_ns, head.stop_ns), "trigger_rate")
+    ctx.save_figure(figures.histogram(n_ed, "ED hits per event", "ED hits",
+                                      vline=config.threshold), "ed_multiplicity")
+    ctx.save_figure(figures.histogram(st.array("n_max"), "Largest window count per event",
+                                      "n_max", vline=config.threshold), "n_max")
+    ctx.save_figure(figures.histogram(stop - times, "Event duration", "range length (ns)"),
+                    "event_duration")
+    if ctx.has_input("truth"):
+        summary["truth"] = _truth_summary(ctx, config, times, stop)
+    return summary
+
+
+def _truth_summary(ctx, config: TriggerConfig, times: np.ndarray, stop: np.ndarray) -> dict:
+    path = ctx.input("truth")
+    try:
+        truth = Truth.load(path)
+    except (ValueError, OSError, KeyError) as exc:
+        raise input_error(f"{path.name}: cannot read the truth file: {exc}",
+                          file=str(path)) from None
+    rep = truth_report(truth, times, stop, config.threshold, config.window_ns,
+                       all_dets=config.mode == "ed+md")
+    edges = np.unique(np.round(np.logspace(0, np.log10(max(truth.n_ed, 2) + 1), 30)))
+    centers, eff, counts = efficiency_curve(rep["k_own"], rep["triggered"], edges)
+    ctx.save_figure(figures.efficiency(centers, eff, counts, config.threshold,
+                                       "own ED hits in the densest window"), "efficiency")
+    ctx.save_figure(figures.noise_rate(rep["noise_only_rate_hz"], rep["poisson_prediction_hz"],
+                                       config.threshold), "noise_rate")
+    return {k: v for k, v in rep.items() if not isinstance(v, np.ndarray)}
