@@ -39,22 +39,23 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from .errors import Problem
 
 __all__ = [
     "ExpressionError",
-    "evaluate",
+    "active_fields",
     "check_expression",
     "check_ui_expressions",
-    "truthy",
+    "evaluate",
     "form_context",
     "hiplot_params",
+    "truthy",
     "visible",
-    "active_fields",
 ]
 
 #: Attributes of a widget that hold expressions.
@@ -72,13 +73,6 @@ class ExpressionError(ValueError):
 
 class _Undefined:
     """JavaScript's ``undefined`` (distinct from ``null``, which is ``None``)."""
-
-    _instance: "_Undefined | None" = None
-
-    def __new__(cls) -> "_Undefined":
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
 
     def __repr__(self) -> str:
         return "undefined"
@@ -720,3 +714,16 @@ def active_fields(ui: Any, params: Mapping[str, Any], tables: Mapping[str, str] 
         if visible(widget, context, section):
             shown[section].add(key)
     return shown
+
+
+def prune_hidden(ui: Any, request: Mapping[str, Any], params: Mapping[str, Any],
+                 tables: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``request`` without the ``extra`` values of widgets hidden for ``params`` (the request
+    with its defaults filled in): a hidden field keeps its default, as in Hiplot's form."""
+    shown = active_fields(ui, params, tables)["extra"]
+    declared = {key for section, key, _ in _widgets(ui) if section == "extra"}
+    out = dict(request)
+    extra = request.get("extra")
+    if isinstance(extra, Mapping):
+        out["extra"] = {k: v for k, v in extra.items() if k in shown or k not in declared}
+    return out

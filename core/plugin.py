@@ -15,6 +15,7 @@ from pydantic import ValidationError as PydanticError
 
 from . import schema_check as schemas
 from .errors import PluginLoadError, Problem
+from .expressions import check_ui_expressions
 from .models import DataSpec, Meta, Runtime, UiSpec
 
 if TYPE_CHECKING:
@@ -69,8 +70,19 @@ class Plugin:
         return self.params.json_schema
 
     def validate_request(self, request: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Fill defaults and validate; raise ParamsError listing every problem."""
-        return self.params.validate(request or {})
+        """Fill defaults and validate; raise ParamsError listing every problem.
+
+        Values of ``extra`` fields that the form hides for this request (``if``/``if_func``
+        false) are dropped first, so a hidden field keeps its default, as in Hiplot's form.
+        """
+        from .expressions import prune_hidden
+
+        request = self.params.normalize(request or {})
+        try:
+            request = prune_hidden(self.ui, request, self.params.fill_defaults(request))
+        except Exception:  # noqa: BLE001 - a malformed request is reported by validate below
+            pass
+        return self.params.validate(request)
 
     def example_request(self, index: int = 0) -> dict[str, Any]:
         """The request that exampleData (entry ``index``) makes."""
@@ -150,6 +162,7 @@ def load_plugin(folder: Path, source: str = "path", package: str | None = None) 
         ) from None
     plugin = Plugin(plugin_id, folder, source, meta, data, ui, raw, package)
     problems += _check_entry(plugin)
+    problems += check_ui_expressions(plugin.ui, file=str(folder / "ui.json"))
     problems += plugin.params.problems
     if problems:
         raise PluginLoadError(problems, plugin_id=plugin_id, summary=f"plugin '{plugin_id}' is invalid")

@@ -1,0 +1,9 @@
+"""The hisci web app (Dash): catalogue, plugin forms, job pages, plugin preview/debug.
+
+    from dash_app import create_dash_app
+    app = create_dash_app(settings, registry, service)   # a dash.Dash; app.server is Flask
+"""
+
+from .app import create_dash_app
+
+__all__ = ["create_dash_app"]

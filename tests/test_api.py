@@ -148,3 +148,14 @@ def test_fuzzed_plugin_and_job_requests_never_500(api, tokens) -> None:
 
         check()
     assert len(calls) >= 200
+
+
+def test_login_cookie_works_for_downloads_only(api, tokens) -> None:
+    record = api.post("/api/v1/jobs", headers=bearer(tokens.alice),
+                      json={"plugin": "slow_plugin", "request": {"extra": {"seconds": 0.1}}}).json()
+    api.cookies.set("hisci_token", tokens.alice)
+    try:
+        assert api.get(f"/api/v1/jobs/{record['id']}/files/job.json").status_code == 200
+        assert api.post(f"/api/v1/jobs/{record['id']}/cancel").status_code == 401
+    finally:
+        api.cookies.clear()

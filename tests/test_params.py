@@ -83,3 +83,13 @@ def test_set_lists_follow_the_item_type(registry_from) -> None:
 def test_set_without_equals_is_an_error(table_plot) -> None:
     with pytest.raises(ParamsError, match="has no '='"):
         parse_assignments(["extra.opacity"], table_plot.parameter_schema())
+
+
+def test_hidden_field_values_are_dropped_server_side(table_plot) -> None:
+    """marker_size shows only for scatter (its if_func): for a line chart the value is
+    dropped and the default stands, as Hiplot's form would send it."""
+    table = {"datTable": "a\tb\n1\t2\n"}
+    line = table_plot.validate_request({"textarea": table, "extra": {"chart_type": "line", "marker_size": 20}})
+    assert line["extra"]["marker_size"] == 8
+    scatter = table_plot.validate_request({"textarea": table, "extra": {"chart_type": "scatter", "marker_size": 20}})
+    assert scatter["extra"]["marker_size"] == 20

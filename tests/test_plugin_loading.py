@@ -91,3 +91,11 @@ def test_all_problems_are_reported_at_once(plugin_copy) -> None:
     folder = plugin_copy("table_plot", edit={"ui.json": two_defects})
     pointers = [p.pointer for p in _load_problems(folder)]
     assert pointers == ["/extra/log_y/type", "/extra/opacity/type"]
+
+
+def test_unparsable_expression_is_a_problem_at_its_pointer(plugin_copy) -> None:
+    folder = plugin_copy("table_plot", edit={"ui.json": lambda u: u["extra"]["marker_size"].update(
+        if_func="this.params.config.extra.chart_type === ")})
+    problems = _load_problems(folder)
+    assert [p.pointer for p in problems] == ["/extra/marker_size/if_func"]
+    assert problems[0].file.endswith("ui.json")

@@ -14,9 +14,17 @@ def get_service(request: Request) -> JobService:
     return request.app.state.service
 
 
-def current_user(credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+COOKIE = "hisci_token"
+
+
+def current_user(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
                  service: JobService = Depends(get_service)) -> User:
-    user = service.users.authenticate(credentials.credentials if credentials else None)
+    """The bearer token's user. GET requests may use the web app's HttpOnly login cookie
+    instead (file links in the browser); state-changing requests need the header (no CSRF)."""
+    token = credentials.credentials if credentials else None
+    if token is None and request.method == "GET":
+        token = request.cookies.get(COOKIE)
+    user = service.users.authenticate(token)
     if user is None:
         raise HTTPException(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
     return user

@@ -1,0 +1,1 @@
+"""The pages: each module has ``layout(env, ...)`` and ``register(app, env)``."""

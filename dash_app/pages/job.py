@@ -1,0 +1,188 @@
+"""Job page: live status, progress, log tail, figures, output files, params, "Run again"."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from dash import Input, Output, State, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+from hisci import HisciError
+from hisci.figures import decode_arrays
+
+from ..i18n import norm_lang, t
+from ..widgets import human_size
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+LOG_LINES = 200
+LOG_TAIL_CHARS = 24 * 1024
+POLL_MS = 1000
+
+
+def not_found(lang: str) -> Any:
+    return html.Div(html.H2(t("job.not_found", lang), id="hs-job-not-found"), className="hs-panel")
+
+
+def layout(env: Any, job_id: str, lang: str, user: Any) -> Any:
+    if env.service is None:
+        return html.Div(t("service.missing", lang), className="hs-panel")
+    if user is None:
+        return html.Div([t("login.needed", lang), " ",
+                         dcc.Link(t("nav.login", lang), href=env.href("/login"))], className="hs-panel")
+    try:
+        record = env.service.get(user, job_id)
+    except HisciError:
+        return not_found(lang)
+    return html.Div([
+        dcc.Store(id="hs-job-id", data=job_id),
+        dcc.Store(id="hs-job-logstate", data={"offset": 0, "tail": ""}),
+        dcc.Interval(id="hs-job-tick", interval=POLL_MS, disabled=False),
+        html.Div(className="hs-panel", children=[
+            html.H2(t("job.title", lang, id=job_id)),
+            html.Div(id="hs-job-head", children=head(env, record, lang)),
+            html.Div(className="hs-progress", children=html.Div(id="hs-job-bar", className="hs-progress-bar",
+                                                              style={"width": "0%"})),
+            html.Div(id="hs-job-message", className="hs-muted"),
+            html.Div(className="hs-actions", children=[
+                html.Button(t("job.cancel", lang), id="hs-job-cancel", className="hs-btn"),
+                dcc.Link(t("job.run_again", lang), id="hs-job-again", className="hs-btn",
+                         href=env.href(f"/plugins/{plugin_id(record)}?job={job_id}")),
+            ]),
+        ]),
+        html.Div(className="hs-panel", children=[html.H3(t("job.figures", lang)),
+                                                 html.Div(id="hs-job-figures")]),
+        html.Div(className="hs-panel", children=[html.H3(t("job.files", lang)),
+                                                 html.Div(id="hs-job-files")]),
+        html.Div(className="hs-panel", children=[html.H3(t("job.log", lang)),
+                                                 html.Pre(id="hs-job-log", className="hs-log")]),
+        html.Div(className="hs-panel", children=[
+            html.H3(t("job.params", lang)),
+            html.Pre(json.dumps(record.get("params") or {}, indent=2, ensure_ascii=False),
+                     className="hs-json", id="hs-job-params")]),
+    ])
+
+
+def plugin_id(record: dict[str, Any]) -> str:
+    plugin = record.get("plugin")
+    return plugin.get("id", "") if isinstance(plugin, dict) else str(plugin or "")
+
+
+def when(value: Any) -> str:
+    """An ISO time as ``2026-11-25 16:54:48`` (UTC, as recorded)."""
+    text = str(value or "")
+    return text[:19].replace("T", " ") if len(text) >= 19 and text[10] == "T" else text
+
+
+def badge(status: str, lang: str) -> Any:
+    return html.Span(t(f"status.{status}", lang) if status else "?",
+                     className=f"hs-badge hs-badge-{status}", **{"data-status": status})
+
+
+def head(env: Any, record: dict[str, Any], lang: str) -> Any:
+    status = record.get("status", "")
+    rows = [
+        html.Div([t("job.status", lang), ": ", badge(status, lang)], id="hs-job-status"),
+        html.Div([t("job.plugin", lang), ": ",
+                  dcc.Link(plugin_id(record), href=env.href(f"/plugins/{plugin_id(record)}")),
+                  f" {(record.get('plugin') or {}).get('version', '')}" if isinstance(record.get("plugin"), dict) else ""]),
+        html.Div(" · ".join(f"{t(k, lang)}: {when(record.get(f))}" for k, f in (
+            ("job.created", "created"), ("job.started", "started"), ("job.finished", "finished"))
+            if record.get(f)), className="hs-muted"),
+    ]
+    if record.get("reason"):
+        rows.append(html.Div(f"{t('job.reason', lang)}: {record['reason']}", className="hs-error"))
+    return rows
+
+
+def files_table(env: Any, job_id: str, files: list[dict[str, Any]], lang: str) -> Any:
+    if not files:
+        return html.Div("—", className="hs-muted")
+    rows = [html.Tr([html.Th(t("job.file", lang)), html.Th(t("job.size", lang))])]
+    for item in files:
+        path = item.get("path", "")
+        rows.append(html.Tr([
+            html.Td(html.A(path, href=env.api(f"jobs/{job_id}/files/{quote(path)}"), download=path.rsplit("/", 1)[-1])),
+            html.Td(human_size(item.get("size"))),
+        ]))
+    return html.Div([
+        html.Table(rows, className="hs-tablelist"),
+        html.P(html.A(t("job.zip", lang), href=env.api(f"jobs/{job_id}/zip"), id="hs-job-zip",
+                      className="hs-btn-small")),
+    ])
+
+
+def figures(env: Any, user: Any, job_id: str, record: dict[str, Any]) -> list[Any]:
+    out = []
+    for name in record.get("figures") or []:
+        try:
+            figure = decode_arrays(env.service.figure(user, job_id, name))
+        except HisciError as exc:
+            out.append(html.Div(f"{name}: {exc.message}", className="hs-problem"))
+            continue
+        out.append(html.Div([html.Div(name, className="hs-muted"),
+                             dcc.Graph(figure=figure, id={"type": "hs-job-graph", "name": name},
+                                       config={"displaylogo": False})]))
+    return out
+
+
+def register(app: Any, env: Any) -> None:
+    @app.callback(
+        Output("hs-job-head", "children"),
+        Output("hs-job-bar", "style"),
+        Output("hs-job-message", "children"),
+        Output("hs-job-log", "children"),
+        Output("hs-job-figures", "children"),
+        Output("hs-job-files", "children"),
+        Output("hs-job-tick", "disabled"),
+        Output("hs-job-cancel", "style"),
+        Output("hs-job-logstate", "data"),
+        Input("hs-job-tick", "n_intervals"),
+        State("hs-job-id", "data"),
+        State("hs-job-logstate", "data"),
+        State("hs-token", "data"),
+        State("hs-lang", "data"),
+    )
+    def poll(_n, job_id, logstate, token, lang):
+        lang = norm_lang(lang)
+        user = env.user(token)
+        if env.service is None or user is None or not job_id:
+            raise PreventUpdate
+        try:
+            record = env.service.get(user, job_id)
+            state = logstate if isinstance(logstate, dict) else {"offset": 0, "tail": ""}
+            text, offset = env.service.log(user, job_id, int(state.get("offset") or 0))
+        except HisciError:
+            return not_found(lang), no_update, "", "", [], [], True, {"display": "none"}, no_update
+        tail = (state.get("tail", "") + (text or ""))[-LOG_TAIL_CHARS:]
+        status = record.get("status", "")
+        done = status in TERMINAL
+        progress = float(record.get("progress") or 0)
+        if status == "succeeded":
+            progress = 1.0
+        lines = tail.splitlines()[-LOG_LINES:]
+        figs = figures(env, user, job_id, record) if done else no_update
+        try:
+            files = files_table(env, job_id, env.service.files(user, job_id), lang) if done else no_update
+        except HisciError:
+            files = []
+        return (head(env, record, lang), {"width": f"{progress * 100:.0f}%"},
+                record.get("message") or "", "\n".join(lines), figs, files, done,
+                {"display": "none"} if done else {}, {"offset": offset, "tail": tail})
+
+    @app.callback(
+        Output("hs-job-tick", "disabled", allow_duplicate=True),
+        Input("hs-job-cancel", "n_clicks"),
+        State("hs-job-id", "data"),
+        State("hs-token", "data"),
+        prevent_initial_call=True,
+    )
+    def cancel(n_clicks, job_id, token):
+        user = env.user(token)
+        if not n_clicks or user is None:
+            raise PreventUpdate
+        try:
+            env.service.cancel(user, job_id)
+        except HisciError:
+            pass
+        return False

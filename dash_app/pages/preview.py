@@ -1,0 +1,335 @@
+"""Plugin preview and debug: edit meta/data/ui JSON, see every problem with its pointer,
+the live form, the derived parameter schema, and run the example data locally."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+from hisci import HisciError, Plugin, Problem, load_plugin, run_plugin
+from hisci.expressions import check_ui_expressions
+from hisci.figures import load_figure
+from hisci.models import DataSpec, Meta, UiSpec
+
+from .. import forms
+from ..i18n import norm_lang, t
+from .catalogue import problem_list
+
+FILES = ("meta.json", "data.json", "ui.json")
+LOG_LINES = 200
+
+
+class PreviewCache:
+    """Plugins built from pasted JSON, by a hash of the texts (bounded; thread safe).
+
+    Each one lives in its own temporary folder, with the code of the plugin it started
+    from (if any) so that "Run example" runs the edited JSON with the real entry point.
+    """
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._root: Path | None = None
+        self._items: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def root(self) -> Path:
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix="hisci-preview-"))
+        return self._root
+
+    def build(self, texts: dict[str, str], base: Plugin | None) -> dict[str, Any]:
+        """Load the texts as a plugin: ``{"key", "plugin", "problems", "folder"}``."""
+        digest = hashlib.sha256(json.dumps([texts, base.id if base else None, str(base.folder) if base else ""],
+                                           sort_keys=True).encode()).hexdigest()[:20]
+        with self._lock:
+            if digest in self._items:
+                self._items.move_to_end(digest)
+                return self._items[digest]
+        entry = self._load(digest, texts, base)
+        with self._lock:
+            self._items[digest] = entry
+            while len(self._items) > self.size:
+                _, old = self._items.popitem(last=False)
+                shutil.rmtree(old["folder"].parent, ignore_errors=True)
+        return entry
+
+    def plugin(self, key: str) -> Plugin | None:
+        with self._lock:
+            entry = self._items.get(key)
+        return entry["plugin"] if entry else None
+
+    def _load(self, key: str, texts: dict[str, str], base: Plugin | None) -> dict[str, Any]:
+        plugin_id = base.id if base else _guess_id(texts)
+        folder = self.root / key / plugin_id
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        if base is not None:  # the base plugin's code and example files, linked (not copied)
+            for item in base.folder.iterdir():
+                if item.name not in FILES and item.name != "__pycache__":
+                    (folder / item.name).symlink_to(item.resolve(), target_is_directory=item.is_dir())
+        for name in FILES:
+            (folder / name).write_text(texts.get(name, ""), "utf-8")
+        problems: list[Problem] = []
+        plugin = None
+        try:
+            plugin = load_plugin(folder, "preview", package=base.package if base else None)
+        except HisciError as exc:
+            problems = list(exc.problems)
+            plugin = _lenient(folder, plugin_id)
+        problems += _expression_problems(folder, problems)
+        return {"key": key, "plugin": plugin, "problems": problems, "folder": folder,
+                "valid": not problems}
+
+
+def _guess_id(texts: dict[str, str]) -> str:
+    try:
+        tool = json.loads(texts.get("data.json") or "{}").get("tool")
+    except (ValueError, AttributeError):
+        tool = None
+    tool = re.sub(r"[^A-Za-z0-9_-]", "_", tool) if isinstance(tool, str) and tool else "preview"
+    return tool
+
+
+def _lenient(folder: Path, plugin_id: str) -> Plugin | None:
+    """A Plugin for drawing the form even when validation failed (None if the JSON does
+    not even parse into the models)."""
+    try:
+        raw = {name: json.loads((folder / name).read_text("utf-8")) for name in FILES}
+        meta = Meta.model_validate(raw["meta.json"])
+        data = DataSpec.model_validate(raw["data.json"])
+        ui = UiSpec.from_json(raw["ui.json"])
+        plugin = Plugin(plugin_id, folder, "preview", meta, data, ui, raw)
+        _ = plugin.params  # derive the schema now: a failure here means no form
+        return plugin
+    except Exception:  # noqa: BLE001 - anything that fails leaves just the problems
+        return None
+
+
+def _expression_problems(folder: Path, known: list[Problem]) -> list[Problem]:
+    try:
+        ui = json.loads((folder / "ui.json").read_text("utf-8"))
+    except ValueError:
+        return []
+    if not isinstance(ui, dict):
+        return []
+    seen = {(p.pointer, p.message) for p in known}
+    return [p for p in check_ui_expressions(ui, file=str(folder / "ui.json"))
+            if (p.pointer, p.message) not in seen]
+
+
+def _texts_of(plugin: Plugin) -> dict[str, str]:
+    return {name: (plugin.folder / name).read_text("utf-8") for name in FILES}
+
+
+def layout(env: Any, lang: str, plugin_id: str | None = None) -> Any:
+    options = [{"label": f"{p.meta.title(lang) or p.id} ({p.id})", "value": p.id} for p in env.registry]
+    base = env.registry.plugins.get(plugin_id or "")
+    texts = _texts_of(base) if base else {name: "" for name in FILES}
+    editors = []
+    for name in FILES:
+        editors.append(html.Div(className="hs-panel", children=[
+            html.Label(name, className="hs-label", htmlFor=f"hs-pv-{name.split('.')[0]}"),
+            dcc.Textarea(id=f"hs-pv-{name.split('.')[0]}", value=texts[name], className="hs-code",
+                         spellCheck=False, style={"minHeight": "220px"}),
+        ]))
+    return html.Div([
+        html.H1(t("preview.title", lang)),
+        dcc.Store(id="hs-pv-base", data=base.id if base else None),
+        html.Div(className="hs-filters", children=[
+            html.Div([html.Label(t("preview.pick", lang), className="hs-label"),
+                      dcc.Dropdown(id="hs-pv-pick", options=options, value=base.id if base else None,
+                                   clearable=False)]),
+            html.Div([html.Label(t("preview.upload", lang), className="hs-label"),
+                      dcc.Upload(id="hs-pv-upload", multiple=True, accept=".json,.zip",
+                                 className="hs-drop", children=html.Div("meta.json · data.json · ui.json · .zip"))]),
+        ]),
+        html.Div(className="hs-two", children=[
+            html.Div(editors),
+            html.Div([
+                html.Div(className="hs-panel", children=[html.H3(t("preview.problems", lang)),
+                                                         html.Div(id="hs-pv-problems")]),
+                html.Div(className="hs-panel", children=[html.H3(t("preview.form", lang)),
+                                                         html.Div(id="hs-pv-form")]),
+                html.Div(className="hs-panel", children=[
+                    html.Button(t("preview.run", lang), id="hs-pv-run", className="hs-btn hs-primary"),
+                    dcc.Loading(html.Div(id="hs-pv-result"))]),
+                html.Div(className="hs-panel", children=[
+                    html.Details([html.Summary(t("preview.schema", lang)),
+                                  html.Pre(id="hs-pv-schema", className="hs-json")])]),
+            ]),
+        ]),
+    ])
+
+
+def _from_upload(names: list[str], contents: list[str]) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    for name, body in zip(names, contents):
+        raw = base64.b64decode(body.split(",", 1)[1] if "," in body else body)
+        if name.lower().endswith(".zip"):
+            with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+                for member in archive.namelist():
+                    base = member.rsplit("/", 1)[-1]
+                    if base in FILES and base not in texts:
+                        texts[base] = archive.read(member).decode("utf-8", errors="replace")
+        elif name.rsplit("/", 1)[-1] in FILES:
+            texts[name.rsplit("/", 1)[-1]] = raw.decode("utf-8", errors="replace")
+    return texts
+
+
+def example_inputs(plugin: Plugin) -> dict[str, list[str]]:
+    """The example's input files, confined to the plugin folder.
+
+    Pasted JSON must not make the server read its own files, so every ``data.<id>`` link of
+    the example has to name a file inside the plugin folder; it is passed as an absolute
+    path (the runner then never looks in the working directory).
+    """
+    root = Path(os.path.abspath(plugin.folder))
+    request = plugin.example_request() if plugin.params.examples else {}
+    inputs: dict[str, list[str]] = {}
+    for name, widget in plugin.ui.data.items():
+        if widget.type not in ("cloud-file", "hiplot-textarea"):
+            continue
+        entry = (request.get("data") or {}).get(name)
+        if not isinstance(entry, dict):
+            continue
+        links = entry.get("link") or entry.get("value") or []
+        links = [links] if isinstance(links, str) else [x for x in links if isinstance(x, str)]
+        paths = []
+        for link in (x for x in links if x):
+            path = Path(os.path.normpath(root / link))  # our own links to the base stay allowed
+            if Path(link).is_absolute() or not path.is_relative_to(root) or not path.is_file():
+                raise HisciError(f"example input '{name}' must be a file inside the plugin folder",
+                                 pointer=f"/exampleData/config/data/{name}", given=link)
+            paths.append(str(path))
+        if paths:
+            inputs[name] = paths
+    return inputs
+
+
+def run_example(plugin: Plugin, root: Path, lang: str) -> Any:
+    """Run exampleData through the local runner (hisci.run_plugin) in a fresh folder."""
+    output = Path(tempfile.mkdtemp(prefix="run-", dir=root))
+    try:
+        inputs = example_inputs(plugin)
+        result = run_plugin(plugin, example=True, inputs=inputs, output_dir=output)
+    except HisciError as exc:
+        return html.Div([html.Div(t("preview.cannot_run", lang, why=exc.message), className="hs-problem"),
+                         problem_list(exc.problems)])
+    except Exception as exc:  # noqa: BLE001 - e.g. the entry module cannot be imported
+        return html.Div(t("preview.cannot_run", lang, why=f"{type(exc).__name__}: {exc}"),
+                        className="hs-problem")
+    parts: list[Any] = [html.Div([html.Span(result.status, className=f"hs-badge hs-badge-{result.status}",
+                                            **{"data-status": result.status}),
+                                  f" {result.error}" if result.error else ""], id="hs-pv-status")]
+    for name in result.record.get("figures") or []:
+        path = output / name
+        if path.exists():
+            parts.append(dcc.Graph(figure=load_figure(path), config={"displaylogo": False},
+                                   className="hs-pv-graph"))
+    log_path = output / "log.txt"
+    log_text = log_path.read_text("utf-8", errors="replace") if log_path.exists() else ""
+    parts.append(html.H4(t("job.log", lang)))
+    parts.append(html.Pre("\n".join(log_text.splitlines()[-LOG_LINES:]), className="hs-log"))
+    parts.append(html.H4("result.json"))
+    parts.append(html.Pre(json.dumps(result.summary, indent=2, ensure_ascii=False, default=str),
+                          className="hs-json", id="hs-pv-result-json"))
+    return parts
+
+
+def register(app: Any, env: Any) -> None:
+    @app.callback(
+        Output("hs-pv-meta", "value"),
+        Output("hs-pv-data", "value"),
+        Output("hs-pv-ui", "value"),
+        Output("hs-pv-base", "data"),
+        Input("hs-pv-pick", "value"),
+        Input("hs-pv-upload", "contents"),
+        State("hs-pv-upload", "filename"),
+        State("hs-pv-base", "data"),
+        prevent_initial_call=True,
+    )
+    def load(picked, contents, filenames, base):
+        trigger = ctx.triggered_id
+        if trigger == "hs-pv-pick":
+            plugin = env.registry.plugins.get(picked or "")
+            if plugin is None or picked == base:
+                raise PreventUpdate
+            texts = _texts_of(plugin)
+            return texts["meta.json"], texts["data.json"], texts["ui.json"], plugin.id
+        if trigger == "hs-pv-upload" and contents:
+            texts = _from_upload(filenames or [], contents)
+            if not texts:
+                raise PreventUpdate
+            return (texts.get("meta.json", no_update), texts.get("data.json", no_update),
+                    texts.get("ui.json", no_update), no_update)
+        raise PreventUpdate
+
+    @app.callback(
+        Output("hs-pv-problems", "children"),
+        Output("hs-pv-form", "children"),
+        Output("hs-pv-schema", "children"),
+        Input("hs-pv-meta", "value"),
+        Input("hs-pv-data", "value"),
+        Input("hs-pv-ui", "value"),
+        State("hs-pv-base", "data"),
+        State("hs-lang", "data"),
+    )
+    def check(meta, data, ui, base_id, lang):
+        lang = norm_lang(lang)
+        texts = {"meta.json": meta or "", "data.json": data or "", "ui.json": ui or ""}
+        if not any(v.strip() for v in texts.values()):
+            return html.Div("—", className="hs-muted"), None, ""
+        base = env.registry.plugins.get(base_id or "")
+        entry = env.previews.build(texts, base)
+        problems = entry["problems"]
+        summary = (problem_list(problems) if problems
+                   else html.Div(t("preview.no_problems", lang), className="hs-badge hs-badge-succeeded",
+                                 id="hs-pv-valid"))
+        plugin = entry["plugin"]
+        if plugin is None:
+            return summary, html.Div("—", className="hs-muted"), ""
+        try:
+            form = forms.build_form(plugin, lang, ref={"preview": entry["key"]}, actions=False)
+            schema = json.dumps(plugin.parameter_schema(), indent=2, ensure_ascii=False)
+        except Exception as exc:  # noqa: BLE001 - a form that cannot be drawn says why
+            return summary, html.Div(f"cannot draw the form: {exc}", className="hs-problem"), ""
+        return summary, form, schema
+
+    @app.callback(
+        Output("hs-pv-result", "children"),
+        Input("hs-pv-run", "n_clicks"),
+        State("hs-pv-meta", "value"),
+        State("hs-pv-data", "value"),
+        State("hs-pv-ui", "value"),
+        State("hs-pv-base", "data"),
+        State("hs-lang", "data"),
+        State("hs-token", "data"),
+        prevent_initial_call=True,
+    )
+    def run(n_clicks, meta, data, ui, base_id, lang, token):
+        if not n_clicks:
+            raise PreventUpdate
+        lang = norm_lang(lang)
+        if env.service is not None and env.user(token) is None:
+            return html.Div(t("login.needed", lang), className="hs-problem")
+        texts = {"meta.json": meta or "", "data.json": data or "", "ui.json": ui or ""}
+        entry = env.previews.build(texts, env.registry.plugins.get(base_id or ""))
+        if entry["problems"] or entry["plugin"] is None:
+            return html.Div(t("preview.cannot_run", lang, why=f"{len(entry['problems'])} problem(s)"),
+                            className="hs-problem")
+        return run_example(entry["plugin"], entry["folder"].parent, lang)
