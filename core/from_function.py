@@ -34,11 +34,13 @@ import json
 import math
 import re
 import sys
+import sysconfig
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any, Callable
+from typing import Any
 
 from .errors import InputError
 
@@ -72,6 +74,8 @@ class FunctionSpec:
     data_json: dict[str, Any]
     ui_json: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    #: The module the author named (``scipy.signal``), used in the import of plugin.py.
+    import_from: str = ""
 
 
 # --------------------------------------------------------------------------- loading
@@ -143,8 +147,8 @@ def parse_numpydoc(doc: str | None) -> tuple[str, dict[str, tuple[str, str]]]:
 NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 BOUND_PATTERNS = (
     re.compile(rf"[\[(]\s*({NUM})\s*,\s*({NUM})\s*[\])]"),                 # in [0, 1] / (0, 10]
-    re.compile(rf"between\s+({NUM})\s+and\s+({NUM})", re.I),               # between 1 and 9
-    re.compile(rf"from\s+({NUM})\s+to\s+({NUM})", re.I),                    # from 1 to 9
+    re.compile(rf"between\s+({NUM})\s+and\s+({NUM})", re.IGNORECASE),               # between 1 and 9
+    re.compile(rf"from\s+({NUM})\s+to\s+({NUM})", re.IGNORECASE),                    # from 1 to 9
     re.compile(rf"({NUM})\s*<=?\s*\w+\s*<=?\s*({NUM})"),                    # 0 <= x <= 1
     re.compile(rf"({NUM})\s*(?:\.\.|–|—)\s*({NUM})"),                       # 0..1, 0–1
 )
@@ -169,8 +173,13 @@ def _choices_from_text(kind: str) -> list[str] | None:
 # --------------------------------------------------------------------------- describing
 
 
-def describe_function(func: Callable[..., Any], *, tool: str, module: str = "community") -> FunctionSpec:
-    """Read ``func``'s signature, hints and docstring into a :class:`FunctionSpec`."""
+def describe_function(func: Callable[..., Any], *, tool: str, module: str = "community",
+                      import_from: str = "") -> FunctionSpec:
+    """Read ``func``'s signature, hints and docstring into a :class:`FunctionSpec`.
+
+    ``import_from`` is the module the generated plugin.py imports ``func`` from when it is
+    not copied (default: ``func.__module__``).
+    """
     signature = inspect.signature(func)
     try:
         hints = typing.get_type_hints(func, include_extras=True)
@@ -186,12 +195,15 @@ def describe_function(func: Callable[..., Any], *, tool: str, module: str = "com
         kind_text, description = docs.get(name, ("", ""))
         info = describe_parameter(name, hints.get(name, inspect.Parameter.empty), default,
                                   parameter.default is inspect.Parameter.empty, kind_text, description)
+        if info.section == "extra" and parameter.default is inspect.Parameter.empty:
+            notes.append(f"parameter '{name}' has no default, so the form starts it at {info.default!r}; "
+                         "give it a default, or annotate it as Path or DataFrame to make it an input")
         if info.kind == "other":
-            notes.append(f"parameter '{name}': type {_type_name(hints.get(name))} has no widget; "
-                         "it is a text-field (edit ui.json, and convert the value in the function)")
+            notes.append(f"parameter '{name}': type {_type_name(hints.get(name))} has no widget of its own; "
+                         "it is a text-field (lists: comma-separated); check ui.json")
         params.append(info)
     title = func.__name__.replace("_", " ").capitalize()
-    spec = FunctionSpec(func, title, summary or title, params, {}, {}, notes)
+    spec = FunctionSpec(func, title, summary or title, params, {}, {}, notes, import_from)
     spec.data_json, spec.ui_json = _data_json(spec, tool, module), _ui_json(spec)
     if any(p.required for p in params):
         spec.notes.append("required inputs have no example: put a small one in example/, add an "
@@ -239,6 +251,8 @@ def describe_parameter(name: str, hint: Any, default: Any, required: bool, kind_
     if base is str and re.search(r"colou?r", name) and isinstance(default, str) and default.startswith("#"):
         widget["type"] = "color-picker"
     kind = "str" if base in (str, inspect.Parameter.empty) else "other"
+    if default is not None and not isinstance(default, (str, int, float)):
+        default = ", ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
     return ParamInfo(name, kind, widget, "" if default is None else default)
 
 
@@ -325,7 +339,7 @@ def _nice_step(raw: float) -> float:
     if raw <= 0:
         return 0.01
     power = 10 ** math.floor(math.log10(raw))
-    return float(f"{min((m * power for m in (1, 2, 5, 10) if m * power >= raw)):.6g}")
+    return float(f"{min(m * power for m in (1, 2, 5, 10) if m * power >= raw):.6g}")
 
 
 def _plain_number(value: Any, base: type) -> Any:
@@ -405,6 +419,8 @@ def _convert(name: str, value: Any, base: Any) -> Any:
             return _enum_member(base, value)
         if typing.get_origin(base) in (list, tuple, set) and typing.get_args(base):
             inner = typing.get_args(base)[0]
+            if isinstance(value, str):  # a text-field: "1, 2.5, 4"
+                value = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
             items = value if isinstance(value, list) else [value]
             return typing.get_origin(base)(_convert(name, v, inner) for v in items)
     except (TypeError, ValueError):
@@ -438,7 +454,7 @@ def save_result(ctx: Any, value: Any, name: str = "result") -> dict[str, Any]:
         return {}
     if hasattr(value, "to_csv") and hasattr(value, "columns"):
         value.to_csv(ctx.output_dir / f"{name}.csv", index=False)
-        return {f"{name}_rows": int(len(value)), f"{name}_columns": [str(c) for c in value.columns]}
+        return {f"{name}_rows": len(value), f"{name}_columns": [str(c) for c in value.columns]}
     if hasattr(value, "shape") and hasattr(value, "dtype") and getattr(value, "ndim", 0) > 0:
         ctx.save_array(value, f"{name}.npy")
         return {f"{name}_shape": [int(n) for n in value.shape]}
@@ -462,8 +478,8 @@ def _json_value(value: Any) -> Any:
 
 PLUGIN_PY = '''"""{title}: the glue between hisci and {qualname}.
 
-Generated by ``hicli new --from-function {target}``. ``run(ctx)`` passes the form's values
-to the function (converted to its annotated types) and saves what it returns.
+Generated by ``hicli new NAME --from-function {target}``. ``run(ctx)`` passes the
+form's values to the function (converted to its annotated types) and saves what it returns.
 """
 
 from __future__ import annotations
@@ -514,13 +530,13 @@ def write_function_plugin(spec: FunctionSpec, project: Path, values: dict[str, s
     func = spec.function
     module = sys.modules[func.__module__]
     source = Path(getattr(module, "__file__", "") or "")
-    local = source.suffix == ".py" and source.name != "__init__.py" and "site-packages" not in source.parts
+    local = source.suffix == ".py" and source.name != "__init__.py" and not _installed(source)
     if local:
         copy_name = source.stem if source.stem not in ("plugin", "__init__") else "method"
         (folder / f"{copy_name}.py").write_text(source.read_text("utf-8"), encoding="utf-8")
         import_line = f"from .{copy_name} import {func.__name__}"
     else:
-        import_line = f"from {func.__module__} import {func.__name__}"
+        import_line = f"from {spec.import_from or func.__module__} import {func.__name__}"
     for stale in (folder / "algorithm.py", project / "tests" / "examples.json"):
         stale.unlink(missing_ok=True)
     for example in (folder / "example").glob("*"):
@@ -528,14 +544,23 @@ def write_function_plugin(spec: FunctionSpec, project: Path, values: dict[str, s
     (folder / "example" / "README.md").write_text(
         "Put a small example input here and point data.json's exampleData at it "
         "(e.g. \"link\": \"example/input.txt\").\n", encoding="utf-8")
+    where = spec.import_from or func.__module__
     (folder / "plugin.py").write_text(PLUGIN_PY.format(
-        title=spec.title, qualname=f"{func.__module__}.{func.__qualname__}", func=func.__name__,
-        target=f"{func.__module__}:{func.__name__}", import_line=import_line), encoding="utf-8")
+        title=spec.title, qualname=f"{where}.{func.__qualname__}", func=func.__name__,
+        target=f"{where}:{func.__name__}", import_line=import_line), encoding="utf-8")
     (project / "tests" / "test_plugin.py").write_text(TEST_PY.format(name=name), encoding="utf-8")
     for file, document in (("data.json", spec.data_json), ("ui.json", spec.ui_json)):
         (folder / file).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     _update_meta(folder / "meta.json", spec, local, func.__module__)
     (folder / "README.md").write_text(_readme(spec, name), encoding="utf-8")
+
+
+def _installed(path: Path) -> bool:
+    """True for the standard library and installed packages (imported, never copied)."""
+    roots = {Path(p).resolve() for k, p in sysconfig.get_paths().items()
+             if k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    path = path.resolve()
+    return any(root in path.parents for root in roots) or bool({"site-packages", "dist-packages"} & set(path.parts))
 
 
 def _update_meta(path: Path, spec: FunctionSpec, local: bool, module: str) -> None:

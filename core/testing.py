@@ -29,19 +29,21 @@ import json
 import shutil
 import sys
 import tempfile
+import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-from .errors import HisciError, InputError
+from .errors import HisciError, InputError, did_you_mean
 from .figures import load_figure
 from .plugin import Plugin, load_plugin
 from .runner import run_plugin
 
-__all__ = ["CaseReport", "TestCase", "TestReport", "Tolerance", "check_plugin", "find_plugin_folder",
-           "load_cases", "run_tests"]
+__all__ = ["CaseReport", "TestCase", "TestReport", "Tolerance", "check_plugin", "compare_file",
+           "compare_values", "find_plugin_folder", "load_cases", "run_tests", "tests_folder"]
 
 EXPECTATIONS_VERSION = 1
 DEFAULT_REL, DEFAULT_ABS = 1e-6, 1e-9
@@ -122,7 +124,7 @@ class TestReport:
             lines += [f"      {d}" for d in _indent_lines(case.differences)]
             if not case.ok:
                 lines.append(f"      outputs: {case.output_dir}")
-        if failed and not self.updated:
+        if any(c.status == "succeeded" for c in failed) and not self.updated:
             lines.append(f"  if the new outputs are right: hicli test {_project_hint(self.expectations)} --update")
         return "\n".join(lines)
 
@@ -228,7 +230,12 @@ def run_tests(path: Path | str, *, update: bool = False, workdir: Path | str | N
     _forget_modules(plugin)
     tests = tests_folder(folder)
     store = ExpectationStore(tests)
-    cases = [c for c in load_cases(plugin, tests) if not only or c.name in only]
+    cases = load_cases(plugin, tests)
+    unknown = sorted(set(only or ()) - {c.name for c in cases})
+    if unknown:
+        raise InputError(f"unknown case(s) {', '.join(unknown)}{did_you_mean(unknown[0], [c.name for c in cases])}",
+                         given=unknown, allowed=[c.name for c in cases])
+    cases = [c for c in cases if not only or c.name in only]
     temporary = workdir is None
     root = Path(workdir or tempfile.mkdtemp(prefix=f"hisci-test-{plugin.id}-"))
     reports = []
@@ -266,12 +273,19 @@ def _forget_modules(plugin: Plugin) -> None:
 
 def _run_case(plugin: Plugin, case: TestCase, out: Path) -> tuple[str, str | None, Path]:
     if out.exists():
+        if any(out.iterdir()) and not (out / "job.json").is_file():
+            raise InputError(f"{out} exists and is not the output of an earlier run; not overwriting it",
+                             file=str(out), hint="give another folder with -o")
         shutil.rmtree(out)
     try:
         result = run_plugin(plugin, case.params, inputs=case.inputs or None, output_dir=out,
                             example=case.example is not None, example_index=case.example or 0)
     except HisciError as err:  # rejected before running: invalid request or missing input
         return "invalid", str(err), out
+    except Exception as exc:  # noqa: BLE001 - e.g. plugin.py does not import: a failed case
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "log.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        return "failed", f"{type(exc).__name__}: {exc}", out
     return result.status, result.error, out
 
 
@@ -294,18 +308,26 @@ class ExpectationStore:
             except json.JSONDecodeError as exc:
                 raise InputError(f"{self.path}: invalid JSON at line {exc.lineno}: {exc.msg}",
                                  file=str(self.path), hint="fix it, or delete it and run with --update") from None
+        version = self.document.get("hisci_expectations", EXPECTATIONS_VERSION)
+        if not isinstance(version, int) or version > EXPECTATIONS_VERSION:
+            raise InputError(f"{self.path}: expectations format {version!r} is newer than this hisci reads "
+                             f"({EXPECTATIONS_VERSION})", file=str(self.path), pointer="/hisci_expectations",
+                             hint="upgrade hisci")
 
     def case(self, name: str) -> dict[str, Any] | None:
         return self.document["cases"].get(name)
 
-    def tolerance(self, case: dict[str, Any], where: str) -> Tolerance:
-        """The most specific tolerance: the case's entry for a file or pointer prefix, the
-        case's own rel/abs, then the file-wide default."""
+    def tolerance(self, case: dict[str, Any], where: str) -> Tolerance | None:
+        """The most specific tolerance for ``where`` (a file name plus a JSON pointer): the
+        case's entry for the longest matching prefix, the case's own rel/abs, then the
+        file-wide default. ``None`` when that entry is ``"skip"`` (timings, hostnames)."""
         base = {**self.document.get("tolerance", {})}
         own = case.get("tolerance", {})
         base.update({k: v for k, v in own.items() if k in ("rel", "abs")})
-        keys = sorted((k for k in own if k not in ("rel", "abs") and where.startswith(k)), key=len)
+        keys = sorted((k for k in own if k not in ("rel", "abs") and _covers(k, where)), key=len)
         for key in keys:
+            if own[key] == "skip":
+                return None
             base.update(own[key])
         return Tolerance(float(base.get("rel", DEFAULT_REL)), float(base.get("abs", DEFAULT_ABS)))
 
@@ -314,9 +336,16 @@ class ExpectationStore:
             for stale in set(self.document["cases"]) - set(keep_only):
                 del self.document["cases"][stale]
                 shutil.rmtree(self.files / stale, ignore_errors=True)
+        if not self.document["cases"] and not self.path.is_file():
+            return  # nothing recorded: do not leave an empty expectations file behind
         self.tests.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps(self.document, indent=2, ensure_ascii=False, default=_plain) + "\n",
                              encoding="utf-8")
+
+
+def _covers(key: str, where: str) -> bool:
+    """``result.json/fit`` covers ``result.json/fit/0`` but not ``result.json/fit_error``."""
+    return where == key or where.startswith(key.rstrip("/") + "/")
 
 
 def _record(store: ExpectationStore, case: TestCase, status: str, reason: str | None,
@@ -385,8 +414,8 @@ def _compare_case(store: ExpectationStore, case: TestCase, status: str, reason: 
     expected = store.case(case.name)
     if expected is None:
         return CaseReport(case.name, status, out, [
-            f"no expectations recorded for case '{case.name}' in {store.path}; "
-            f"record them with: hicli test {_project_hint(store.path)} --update"], reason)
+            (f"no expectations recorded for case '{case.name}' in {store.path}; "
+            f"record them with: hicli test {_project_hint(store.path)} --update")], reason)
     if status != expected.get("status"):
         return CaseReport(case.name, status, out, [
             f"status: expected {expected.get('status')}, got {status}" + (f": {reason}" if reason else "")
@@ -455,27 +484,36 @@ def _figure_data(path: Path) -> dict[str, Any]:
 
 
 def _read_hdf5(path: Path) -> dict[str, Any]:
+    """Datasets as nested dicts by group (``/entry/signal``); attributes as ``name@attr``."""
     import h5py
 
-    found: dict[str, Any] = {}
+    tree: dict[str, Any] = {}
+
+    def visit(name: str, node: Any) -> None:
+        *groups, leaf = name.split("/")
+        parent = tree
+        for group in groups:
+            parent = parent.setdefault(group, {})
+        if isinstance(node, h5py.Dataset):
+            parent[leaf] = node[()]
+        for key, value in node.attrs.items():
+            parent[f"{leaf}@{key}"] = value
+
     with h5py.File(path, "r") as fh:
-        def visit(name: str, node: Any) -> None:
-            if isinstance(node, h5py.Dataset):
-                found[name] = node[()]
-            for key, value in node.attrs.items():
-                found[f"{name}@{key}"] = value
         fh.visititems(visit)
-    return found
+    return tree
 
 
 def compare_values(expected: Any, actual: Any, label: str, tolerance: Any, pointer: str = "") -> list[str]:
     """Recursive comparison: numbers and numeric arrays within tolerance, the rest exactly.
 
     ``label`` names the file, ``pointer`` the place inside it (RFC 6901); ``tolerance`` is a
-    :class:`Tolerance` or a function from ``label + pointer`` to one.
+    :class:`Tolerance` or a function from ``label + pointer`` to one (``None``: not compared).
     """
     where = f"{label} {pointer}" if pointer else label
     tol = tolerance(label + pointer) if callable(tolerance) else tolerance
+    if tol is None:
+        return []
     if _is_array(expected) or _is_array(actual):
         return _compare_arrays(np.asarray(expected), np.asarray(actual), where, tol)
     if isinstance(expected, dict) and isinstance(actual, dict):
@@ -508,8 +546,8 @@ def _compare_numbers(expected: float, actual: float, where: str, tol: Tolerance)
     limit = tol.limit(expected)
     if abs(actual - expected) <= limit:
         return []
-    return [f"{where}: expected {expected:.10g}, got {actual:.10g} (differs by "
-            f"{abs(actual - expected):.3g}; allowed {limit:.3g} = abs {tol.abs:g} + rel {tol.rel:g} x |expected|)"]
+    return [(f"{where}: expected {expected:.10g}, got {actual:.10g} (differs by "
+            f"{abs(actual - expected):.3g}; allowed {limit:.3g} = abs {tol.abs:g} + rel {tol.rel:g} x |expected|)")]
 
 
 def _compare_arrays(expected: np.ndarray, actual: np.ndarray, where: str, tol: Tolerance) -> list[str]:
@@ -521,8 +559,8 @@ def _compare_arrays(expected: np.ndarray, actual: np.ndarray, where: str, tol: T
         if not np.any(bad):
             return []
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        return [f"{where}: {int(np.sum(bad))} of {expected.size} values differ; first at {list(index)}: "
-                f"expected {_short(expected[index])}, got {_short(actual[index])}"]
+        return [(f"{where}: {int(np.sum(bad))} of {expected.size} values differ; first at {list(index)}: "
+                f"expected {_short(expected[index])}, got {_short(actual[index])}")]
     e, a = expected.astype(float), actual.astype(float)
     close = np.isclose(a, e, rtol=tol.rel, atol=tol.abs, equal_nan=True)
     if close.all():
@@ -530,8 +568,8 @@ def _compare_arrays(expected: np.ndarray, actual: np.ndarray, where: str, tol: T
     error = np.where(close, 0.0, np.abs(a - e))
     index = np.unravel_index(int(np.nanargmax(np.nan_to_num(error, nan=np.inf))), e.shape) if e.ndim else ()
     at = f" at {[int(i) for i in index]}" if e.ndim else ""
-    return [f"{where}: {int((~close).sum())} of {e.size} values differ beyond tolerance ({tol}); "
-            f"largest{at}: expected {e[index]:.10g}, got {a[index]:.10g}"]
+    return [(f"{where}: {int((~close).sum())} of {e.size} values differ beyond tolerance ({tol}); "
+            f"largest{at}: expected {e[index]:.10g}, got {a[index]:.10g}")]
 
 
 def _is_array(value: Any) -> bool:

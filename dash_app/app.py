@@ -35,6 +35,7 @@ class AppEnv:
     service: Any = None
     prefix: str = "/"
     previews: preview.PreviewCache = field(default_factory=lambda: preview.PreviewCache())
+    watch_folder: Any = None  # set by `hicli preview`: the folder whose edits reload the page
 
     @property
     def registry(self) -> Registry:

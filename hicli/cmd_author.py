@@ -41,12 +41,8 @@ def template_root(override: Path | None = None) -> Path:
     try:
         return Path(str(resources.files("hisci.plugin_template")))
     except ModuleNotFoundError:
-        # An editable install made before plugin-template/ was mapped: use the checkout.
-        checkout = Path(str(resources.files("hicli"))).parent / "plugin-template"
-        if checkout.is_dir():
-            return checkout
         raise InputError("the plugin template (package hisci.plugin_template) is not installed",
-                         hint="reinstall hisci, or pass --template DIR") from None
+                         hint="reinstall hisci (pip install -e . in a checkout), or pass --template DIR") from None
 
 
 def placeholders(name: str, title: str, author: str, email: str, gpu: str, module: str,
@@ -72,6 +68,7 @@ def render_template(template: Path, target: Path, values: dict[str, str]) -> lis
         if rel.parts == ("__init__.py",) or any(p in SKIP or p.endswith(".pyc") for p in rel.parts):
             continue
         parts = [RENAME.get(part, part).format(**values) for part in rel.parts]
+        parts[-1] = parts[-1].removesuffix(".tmpl")  # a template that is not valid Python as it is
         destination = target.joinpath(*parts)
         if source.is_dir():
             destination.mkdir(parents=True, exist_ok=True)
@@ -144,7 +141,9 @@ def new_cmd(name: str, title: str, author: str, email: str, gpu: str, hiplot_mod
     if function:
         from hisci.from_function import describe_function, load_function
 
-        spec = describe_function(load_function(function), tool=name, module=hiplot_module)
+        module_part = function.rpartition(":")[0]
+        spec = describe_function(load_function(function), tool=name, module=hiplot_module,
+                                 import_from="" if module_part.endswith(".py") else module_part)
     title = title or (spec.title if spec else name.replace("_", " ").capitalize())
     intro = spec.intro if spec else f"{title}: find and measure the strongest peak of a spectrum"
     values = placeholders(name, title, author or "the author", email, gpu, hiplot_module, intro)
@@ -159,14 +158,16 @@ def new_cmd(name: str, title: str, author: str, email: str, gpu: str, hiplot_mod
         click.echo(f"  note: {note}")
     if not no_record:
         _record_expectations(target)
-    click.echo(f"next:  hicli test {target}   hicli preview {target}   pip install {target}")
+    local = target if target.is_absolute() else f"./{target.as_posix()}"  # not a PyPI name
+    click.echo(f"next:  hicli test {target}   hicli preview {target}   pip install {local}")
 
 
 def _validate_new(folder: Path) -> Any:
     try:
         return load_plugin(folder)
     except PluginLoadError as err:
-        click.echo(f"error: the new plugin does not validate (a template bug):\n{err}", err=True)
+        click.echo(f"error: the new plugin in {folder} does not validate (with --from-function: check "
+                   f"the function's defaults against its bounds and choices):\n{err}", err=True)
         raise SystemExit(EXIT_INVALID) from None
 
 
@@ -221,12 +222,13 @@ def preview_cmd(path: Path, host: str, port: int) -> None:
 
     folder = find_plugin_folder(path)
     try:
-        serve = getattr(importlib.import_module("dash_app.preview"), "serve_preview")
+        serve = importlib.import_module("dash_app.preview").serve_preview
     except (ImportError, AttributeError) as exc:
-        missing = getattr(exc, "name", None) or "dash_app.preview"
-        click.echo(f"error: the preview page is not available ({missing} is missing). It needs the web "
-                   "extra: pip install 'hisci[web]'. Meanwhile: hicli validate and hicli test "
-                   f"{path} check the plugin.", err=True)
+        missing = getattr(exc, "name", None) or "dash_app.preview.serve_preview"
+        cause = ("this hisci has no preview server" if missing.startswith("dash_app")
+                 else "it needs the web extra: pip install 'hisci[web]'")
+        click.echo(f"error: the preview page is not available ({missing} is missing; {cause}). "
+                   f"Meanwhile, hicli validate {path} and hicli test {path} check the plugin.", err=True)
         raise SystemExit(EXIT_INVALID) from None
     click.echo(f"preview of {folder.name} on http://{host}:{port}/ (Ctrl+C stops)", err=True)
     serve(folder, host, port)

@@ -161,3 +161,11 @@ def jobs_cmd(status: str | None, plugin: str | None, limit: int, as_json: bool) 
         return
     for record in listing["jobs"]:
         click.echo(f"{record['id']}  {record['plugin']['id']:<20} {record['status']:<10} {record['created'][:19]}")
+
+
+@click.command("reload")
+@handle_errors
+def reload_cmd() -> None:
+    """Make a running service discover plugins again (after `pip install` of one); admin only."""
+    counts = Client().json("POST", "/registry/reload")
+    click.echo(f"registry reloaded: {counts['plugins']} plugins, {counts['problems']} invalid")

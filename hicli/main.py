@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "cancel": "hicli.cmd_jobs:cancel_cmd",
     "retry": "hicli.cmd_jobs:retry_cmd",
     "jobs": "hicli.cmd_jobs:jobs_cmd",
+    "reload": "hicli.cmd_jobs:reload_cmd",
     "user": "hicli.cmd_user:user_group",
 }
 

@@ -135,3 +135,13 @@ def test_hicli_serve_starts_everything_in_one_command(tmp_path, isolated_env) ->
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
     assert f"hisci serving" in out and f"at {url}" in out and f"admin token: {token}" in out
+
+
+def test_reload_needs_admin_and_rediscovers(env, monkeypatch) -> None:
+    runner = CliRunner()
+    denied = runner.invoke(hicli, ["reload"])
+    assert denied.exit_code == 1 and "not found" in denied.output
+    monkeypatch.setenv("HISCI_TOKEN", env.tokens.admin)
+    done = runner.invoke(hicli, ["reload"])
+    assert done.exit_code == 0, done.output
+    assert f"registry reloaded: {len(env.service.registry)} plugins" in done.output

@@ -67,6 +67,13 @@ class PreviewCache:
                 shutil.rmtree(old["folder"].parent, ignore_errors=True)
         return entry
 
+    def clear(self) -> None:
+        """Forget every built preview (the code they link to changed on disk)."""
+        with self._lock:
+            items, self._items = list(self._items.values()), OrderedDict()
+        for entry in items:
+            shutil.rmtree(entry["folder"].parent, ignore_errors=True)
+
     def plugin(self, key: str) -> Plugin | None:
         with self._lock:
             entry = self._items.get(key)
@@ -147,9 +154,14 @@ def layout(env: Any, lang: str, plugin_id: str | None = None) -> Any:
             dcc.Textarea(id=f"hs-pv-{name.split('.')[0]}", value=texts[name], className="hs-code",
                          spellCheck=False, style={"minHeight": "220px"}),
         ]))
+    watching = getattr(env, "watch_folder", None) is not None
+    if watching:
+        from ..preview import folder_signature
     return html.Div([
         html.H1(t("preview.title", lang)),
         dcc.Store(id="hs-pv-base", data=base.id if base else None),
+        dcc.Interval(id="hs-pv-watch", interval=700, disabled=not watching),
+        dcc.Store(id="hs-pv-signature", data=folder_signature(env.watch_folder) if watching else None),
         html.Div(className="hs-filters", children=[
             html.Div([html.Label(t("preview.pick", lang), className="hs-label"),
                       dcc.Dropdown(id="hs-pv-pick", options=options, value=base.id if base else None,
@@ -278,6 +290,31 @@ def register(app: Any, env: Any) -> None:
             return (texts.get("meta.json", no_update), texts.get("data.json", no_update),
                     texts.get("ui.json", no_update), no_update)
         raise PreventUpdate
+
+    @app.callback(
+        Output("hs-pv-meta", "value", allow_duplicate=True),
+        Output("hs-pv-data", "value", allow_duplicate=True),
+        Output("hs-pv-ui", "value", allow_duplicate=True),
+        Output("hs-pv-signature", "data"),
+        Input("hs-pv-watch", "n_intervals"),
+        State("hs-pv-signature", "data"),
+        prevent_initial_call=True,
+    )
+    def watch(_, signature):
+        """`hicli preview`: push the folder's files into the editors when they change."""
+        from ..preview import folder_signature, forget_modules, watched_texts
+
+        folder = getattr(env, "watch_folder", None)
+        if folder is None:
+            raise PreventUpdate
+        now = folder_signature(folder)
+        if now == signature:
+            raise PreventUpdate
+        base = env.registry.plugins.get(folder.name)
+        forget_modules(folder.name, base.package if base else None)
+        env.previews.clear()
+        texts = watched_texts(folder)
+        return texts["meta.json"], texts["data.json"], texts["ui.json"], now
 
     @app.callback(
         Output("hs-pv-problems", "children"),

@@ -1,0 +1,1 @@
+"""$title ($name): a hisci plugin. This folder is the plugin; see README.md."""
