@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from hisci.builtin_plugins.nhit_trigger.eventfile import EventFileWriter
 from hisci.builtin_plugins.nhit_trigger.hitstream import ED, HitStream
 from hisci.builtin_plugins.nhit_trigger.kernel import scan_windows_numpy

@@ -25,6 +25,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
+
 from hisci.builtin_plugins.xas_match.lcf import lcf_batch
 from hisci.builtin_plugins.xas_match.library import Library, load_library, normalize_spectra
 from hisci.builtin_plugins.xas_match.matching import match_spectrum

@@ -18,8 +18,9 @@ Front ends render these; they never parse the message. ``exit_code`` is the hicl
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 
 def did_you_mean(given: str, known: Iterable[str]) -> str:

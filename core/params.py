@@ -89,7 +89,7 @@ class ParamSpec:
     problems: list[Problem] = field(default_factory=list)
 
     @classmethod
-    def from_plugin(cls, plugin: "Plugin") -> "ParamSpec":
+    def from_plugin(cls, plugin: Plugin) -> ParamSpec:
         config = copy.deepcopy(plugin.data.config)
         defaults = {s: config.get(s, {} if s != "dataArg" else {}) or {} for s in SECTIONS}
         data_file, ui_file = str(plugin.folder / "data.json"), str(plugin.folder / "ui.json")
@@ -125,7 +125,7 @@ class ParamSpec:
         }
         spec = cls(plugin.id, defaults, dict(plugin.data.textarea), plugin.data.examples(),
                    inputs, schema, problems)
-        for i, example in enumerate(spec.examples[:1]):
+        for i in range(min(1, len(spec.examples))):
             try:
                 spec.validate(spec.example_request(i), check_inputs=False)
             except ParamsError as exc:

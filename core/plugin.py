@@ -6,10 +6,11 @@ import importlib
 import importlib.util
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError as PydanticError
 
@@ -60,7 +61,7 @@ class Plugin:
         return self.runtime.version if self.runtime else (self.meta.meta.version or "0")
 
     @cached_property
-    def params(self) -> "ParamSpec":
+    def params(self) -> ParamSpec:
         from .params import ParamSpec
 
         return ParamSpec.from_plugin(self)

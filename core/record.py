@@ -6,9 +6,9 @@ import platform
 import socket
 import sys
 import uuid
-from functools import lru_cache
 from datetime import datetime, timezone
 from enum import Enum
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any

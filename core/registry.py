@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from .discovery import Candidate, candidates
 from .errors import DuplicatePluginError, HisciError, Problem, UnknownPluginError, did_you_mean
@@ -40,7 +41,7 @@ class Registry:
     problems: tuple[RejectedPlugin, ...] = ()
 
     @classmethod
-    def discover(cls, settings: Settings | None = None) -> "Registry":
+    def discover(cls, settings: Settings | None = None) -> Registry:
         """Built-in plugins, folders on ``HISCI_PLUGIN_PATH``, then ``hisci.plugins`` entry points.
 
         An invalid plugin goes into ``problems`` and never breaks the others; on duplicate
@@ -50,7 +51,7 @@ class Registry:
         return cls.from_candidates(candidates(settings), trace=settings.trace)
 
     @classmethod
-    def from_candidates(cls, found: Any, trace: bool = False) -> "Registry":
+    def from_candidates(cls, found: Any, trace: bool = False) -> Registry:
         plugins: dict[str, Plugin] = {}
         rejected: list[RejectedPlugin] = []
         for cand in found:

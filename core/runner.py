@@ -6,14 +6,14 @@ import copy
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from .context import ProgressSink, RunContext
-from .errors import HisciError, InputError, JobCancelled, ParamsError, PluginFailedError, Problem
-from .params import SECTIONS
+from .errors import InputError, JobCancelled
 from .plugin import Plugin
 from .record import JobState, new_record, now, write_task_status
 from .storage import write_json

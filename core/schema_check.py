@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from collections.abc import Iterable
+from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import jsonschema
 from jsonschema import Draft202012Validator
@@ -16,14 +17,14 @@ from .errors import Problem, did_you_mean
 SCHEMA_NAMES = ("meta", "data", "ui")
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(name: str) -> dict[str, Any]:
     """The JSON Schema ``<name>.schema.json`` (meta, data or ui) as a dict."""
     text = resources.files("hisci.schemas").joinpath(f"{name}.schema.json").read_text("utf-8")
     return json.loads(text)
 
 
-@lru_cache(maxsize=None)
+@cache
 def validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(load_schema(name))
 

@@ -15,6 +15,7 @@ from typing import Any
 import dash
 from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
+
 from hisci import HisciError, Plugin, Registry, Settings
 
 from . import forms

@@ -19,6 +19,7 @@ from typing import Any
 
 from dash import ALL, MATCH, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
+
 from hisci import HisciError, Plugin
 from hisci.expressions import ExpressionError, evaluate, form_context, visible
 from hisci.models.ui import Widget

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dash import dash_table, dcc, html
+
 from hisci.models.ui import Widget
 
 from .i18n import label, t

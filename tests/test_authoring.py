@@ -14,12 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hicli.cmd_author import template_root
+from hicli.main import cli as hicli
 from hisci import Registry, Settings, load_plugin, run_plugin
 from hisci.from_function import describe_function, load_function
 from hisci.testing import Tolerance, check_plugin, compare_file, run_tests
-
-from hicli.cmd_author import template_root
-from hicli.main import cli as hicli
 
 NAME = "peak_kit"
 

@@ -134,7 +134,7 @@ def test_hicli_serve_starts_everything_in_one_command(tmp_path, isolated_env) ->
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
-    assert f"hisci serving" in out and f"at {url}" in out and f"admin token: {token}" in out
+    assert "hisci serving" in out and f"at {url}" in out and f"admin token: {token}" in out
 
 
 def test_reload_needs_admin_and_rediscovers(env, monkeypatch) -> None:

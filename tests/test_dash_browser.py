@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hisci import Registry, Settings
 
 from dash_app import create_dash_app
+from hisci import Registry, Settings
 
 from .browser_helpers import (
     Browser,

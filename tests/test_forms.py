@@ -6,8 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hisci import Registry, Settings
-from hisci.models.ui import WIDGET_TYPES
 
 from dash_app.forms import (
     build_form,
@@ -19,6 +17,8 @@ from dash_app.forms import (
     problem_target,
 )
 from dash_app.widgets import WIDGET_RENDERERS, table_from_text, table_to_text
+from hisci import Registry, Settings
+from hisci.models.ui import WIDGET_TYPES
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:dash.development.base_component")
 
@@ -166,9 +166,8 @@ def test_preview_cache_problems_pointers_and_confined_example(tmp_path):
 def test_preview_runs_example_with_linked_code(tmp_path):
     import json
 
-    from hisci import load_plugin, run_plugin
-
     from dash_app.pages.preview import PreviewCache, example_inputs
+    from hisci import load_plugin, run_plugin
 
     base = load_plugin(Path(__file__).parents[1] / "plugins" / "table_plot")
     texts = {name: (base.folder / name).read_text("utf-8") for name in ("meta.json", "data.json", "ui.json")}

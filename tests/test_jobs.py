@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from hisci import Registry
 from hisci.figures import load_figure
 from hisci.jobs import EmbeddedRedis, JobService
-from hisci import Registry
 
 from .conftest_service import bearer, wait_for
 

@@ -62,7 +62,7 @@ class Heartbeat:
                 pass  # Redis restarting: the next beat re-creates the key
             self._stop.wait(self.ttl / 4)
 
-    def start(self) -> "Heartbeat":
+    def start(self) -> Heartbeat:
         self._thread.start()
         return self
 

@@ -110,7 +110,7 @@ class Reaper:
         except (InvalidJobOperation, NoSuchJobError):
             pass
 
-    def start(self) -> "Reaper":
+    def start(self) -> Reaper:
         def loop() -> None:
             while not self._stop.wait(self.settings.reaper_interval):
                 try:

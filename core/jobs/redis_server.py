@@ -48,7 +48,7 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> "EmbeddedRedis":
+    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         self.process = subprocess.Popen(
@@ -76,7 +76,7 @@ class EmbeddedRedis:
                 self.process.kill()
         self.process = None
 
-    def __enter__(self) -> "EmbeddedRedis":
+    def __enter__(self) -> EmbeddedRedis:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -75,7 +75,7 @@ class UiSpec(BaseModel):
     general: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> "UiSpec":
+    def from_json(cls, raw: dict[str, Any]) -> UiSpec:
         raw = dict(raw)
         if raw.get("dataArg") == []:
             raw["dataArg"] = {}

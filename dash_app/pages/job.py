@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
+
 from hisci import HisciError
 from hisci.figures import decode_arrays
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from dash import ALL, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
+
 from hisci import HisciError
 
 from ..i18n import norm_lang, t

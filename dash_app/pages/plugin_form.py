@@ -8,6 +8,7 @@ from typing import Any
 
 from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
+
 from hisci import HisciError
 
 from .. import forms

@@ -19,6 +19,7 @@ from typing import Any
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
+
 from hisci import HisciError, Plugin, Problem, load_plugin, run_plugin
 from hisci.expressions import check_ui_expressions
 from hisci.figures import load_figure

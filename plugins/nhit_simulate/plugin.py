@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from hisci.builtin_plugins.nhit_trigger import figures
 from hisci.builtin_plugins.nhit_trigger.glue import as_int, input_error
 from hisci.builtin_plugins.nhit_trigger.hitstream import HitStream

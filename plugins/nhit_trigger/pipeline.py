@@ -246,4 +246,4 @@ def _get_result(results, procs, poll_s: float = 1.0):
             dead = [p for p in procs if p.exitcode not in (None, 0)]
             if dead:
                 raise RuntimeError(
-                    f"trigger worker pid {dead[0].pid} died with exit code {dead[0].exitcode}")
+                    f"trigger worker pid {dead[0].pid} died with exit code {dead[0].exitcode}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from hisci.builtin_plugins.nhit_trigger.hitstream import ED, HIT_DTYPE, MD
 
 

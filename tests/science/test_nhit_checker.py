@@ -6,6 +6,7 @@ import struct
 
 import numpy as np
 import pytest
+
 from hisci.builtin_plugins.nhit_trigger.checker import check_event_file, read_event_file
 from hisci.builtin_plugins.nhit_trigger.eventfile import (
     EVENT_HEADER_SIZE,

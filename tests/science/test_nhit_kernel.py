@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from hisci.builtin_plugins.nhit_trigger.hitstream import HIT_DTYPE, MD
 from hisci.builtin_plugins.nhit_trigger.kernel import (
     NO_TIME,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from hisci.builtin_plugins.nhit_trigger.analysis import (
     efficiency_curve,
     noise_only,

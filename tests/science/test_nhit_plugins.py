@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from hisci import ParamsError, Registry, run_plugin
 
 IDS = ["nhit_simulate", "nhit_trigger", "nhit_check"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from hisci.builtin_plugins.nhit_trigger.eventfile import write_event_file
 from hisci.builtin_plugins.nhit_trigger.hitstream import (
     HIT_DTYPE,

@@ -68,7 +68,7 @@ def test_pattern_mode_real_ni(plugin, tmp_path):
     r_ref, g_ref = load_reference_gr()
     np.testing.assert_allclose(r, r_ref, atol=1e-9)
     sel = (r >= 1.5) & (r <= 30)
-    assert np.corrcoef(g[sel], g_ref[sel])[0, 1] > 0.92
+    assert np.corrcoef(g[sel], g_ref[sel])[0, 1] >= 0.95      # README item 5; measured 0.977
     q, sq, _ = read_pdfgetx3(result.output_dir / "Ni_chi_file.sq")
     assert abs(np.mean(sq[(q > 12) & (q < 25)]) - 1) < 0.05
 

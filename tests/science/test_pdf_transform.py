@@ -11,7 +11,7 @@ import pytest
 from hisci.builtin_plugins.pdf import transform as T
 from hisci.builtin_plugins.pdf.background import remove_spikes
 
-from .pdf_helpers import NI_CONFIG, NI_SHELLS, SPIKE_Q, load_chi, load_reference_gr
+from .pdf_helpers import NI_A, NI_CONFIG, NI_SHELLS, SPIKE_Q, load_chi, load_reference_gr
 
 # ---------------------------------------------------------------- synthetic sine transform
 
@@ -125,25 +125,34 @@ def ni_result():
 
 def test_ni_gr_peaks_at_fcc_shells(ni_result):
     # README item 4: peaks at 2.49, 3.52, 4.32, 4.98 Å (a/√2, a, a√1.5, a√2, a = 3.524), ± 0.04 Å.
-    # Measured here: 2.518, 3.525, 4.323, 4.952. (The issue's ±0.02 for the first peak is
-    # tighter than the README's; our first peak sits 0.026 Å high, see plugins/pdf/README.md.)
+    # Measured here: 2.517, 3.519, 4.317, 4.956 (PDFgetX3's own .gr: 2.487, 3.513, 4.315, 4.977).
     peaks = T.find_gr_peaks(ni_result.r, ni_result.gr, rmin=1.5)
-    for shell in NI_SHELLS:
+    assert abs(peaks[0] - NI_SHELLS[0]) < 0.04, peaks[:6]       # the first peak is the 1st shell
+    for shell in NI_SHELLS[1:]:                                 # a, √(3/2)a, √2a
         nearest = peaks[np.argmin(np.abs(peaks - shell))]
         assert abs(nearest - shell) < 0.04, (shell, peaks[:6])
-    assert abs(peaks[0] - NI_SHELLS[0]) < 0.04                 # the first peak is the 1st shell
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 5 asks 2.49 ± 0.02 Å; this .chi gives 2.517 Å with any polynomial degree (n = 4-20), "
+    "envelope or spike treatment. The 0.03 Å lies in the data at Q = 12-24 Å⁻¹ (G(r) from that "
+    "band alone: 2.520 here vs 2.485 from PDFgetX3's reference, which came from a different "
+    "integration, data README item 5); the transform itself puts an ideal fcc-Ni first peak "
+    "at 2.478-2.488 Å (test_ideal_ni_pattern_through_the_transform)."))
+def test_ni_first_peak_within_issue_tolerance(ni_result):
+    peaks = T.find_gr_peaks(ni_result.r, ni_result.gr, rmin=1.5)
+    assert abs(peaks[0] - 2.49) <= 0.02
 
 
 def test_ni_gr_correlates_with_pdfgetx3(ni_result):
-    # README item 5 asks ≥ 0.95 over 1.5-30 Å; with correct Waasmaier-Kirfel ⟨f⟩² we
-    # reach 0.929 (1.5-3 Å: 0.931, 3-10 Å: 0.958). The reference was made from a
-    # differently integrated pattern (README: Q-space agreement falls to ~0.8 above
-    # 20 Å⁻¹); its F(Q) envelope decays less steeply than 1/⟨f⟩², which we do not fake.
+    # README item 5: Pearson ≥ 0.95 over 1.5-30 Å after a free scale (its independent
+    # implementation: 0.976; 0.955 for 1.5-3 Å, 0.982 for 3-10 Å). Measured here:
+    # 0.977, 0.955, 0.982 (10-30 Å: 0.979).
     r_ref, g_ref = load_reference_gr()
     np.testing.assert_allclose(ni_result.r, r_ref, atol=1e-9)
-    for lo, hi, bound in [(1.5, 30, 0.92), (1.5, 3, 0.92), (3, 10, 0.95)]:
+    for lo, hi, bound in [(1.5, 30, 0.95), (1.5, 3, 0.94), (3, 10, 0.97), (10, 30, 0.97)]:
         s = (r_ref >= lo) & (r_ref <= hi)
-        assert np.corrcoef(ni_result.gr[s], g_ref[s])[0, 1] > bound, (lo, hi)
+        assert np.corrcoef(ni_result.gr[s], g_ref[s])[0, 1] >= bound, (lo, hi)
 
 
 def test_ni_gr_with_lorch_reaches_readme_correlation():
@@ -152,7 +161,49 @@ def test_ni_gr_with_lorch_reaches_readme_correlation():
     res = tr.transform(inten)
     r_ref, g_ref = load_reference_gr()
     s = (r_ref >= 1.5) & (r_ref <= 30)
-    assert np.corrcoef(res.gr[s], g_ref[s])[0, 1] > 0.95        # measured 0.957
+    assert np.corrcoef(res.gr[s], g_ref[s])[0, 1] >= 0.96        # measured 0.971
+
+
+def _ideal_ni_fq(q, sigma=0.08):
+    """F(Q) = Σ N_k/r_k exp(-σ_k²Q²/2) sin(Q r_k) of fcc Ni shells up to 20 Å (absolute, Å⁻¹)."""
+    import itertools
+
+    hkl = np.array([p for p in itertools.product(range(-8, 9), repeat=3) if sum(p) % 2 == 0 and any(p)])
+    d = np.linalg.norm(hkl, axis=1) * NI_A / 2
+    shells, counts = np.unique(np.round(d[d < 20], 4), return_counts=True)
+    sig = np.sqrt(sigma**2 + (0.002 * shells) ** 2)
+    return (np.exp(-0.5 * np.outer(q, sig) ** 2) * np.sin(np.outer(q, shells))) @ (counts / shells)
+
+
+def test_ideal_ni_pattern_through_the_transform():
+    # I = a(⟨f²⟩ + ⟨f⟩² F/Q) of an ideal fcc-Ni F(Q) on the real .chi grid, a = 2: the whole
+    # ad hoc chain (form factors, polynomial n = 16, scale, sine transform) must put the
+    # shells at a/√2, a√1.5, a√2 (measured 2.478, 4.316, 4.980) and recover a (2.12)
+    q, _ = load_chi()
+    f, f2 = T.form_factor_averages({"Ni": 1.0}, q)
+    fq = _ideal_ni_fq(q)
+    res = T.PDFTransformer(q, T.PDFConfig(**NI_CONFIG)).transform(2.0 * (f2 + f**2 * fq / q))
+    peaks = T.find_gr_peaks(res.r, res.gr, rmin=2.2)
+    assert abs(peaks[0] - NI_SHELLS[0]) < 0.02, peaks[:4]
+    for shell in NI_SHELLS[2:]:
+        assert np.min(np.abs(peaks - shell)) < 0.01, (shell, peaks[:6])
+    assert res.scale == pytest.approx(2.0, rel=0.1)
+    exact = T.sine_transform(q, fq, res.r, qmin=0.0, qmax=24.0)
+    s = res.r >= 2.2
+    assert np.corrcoef(res.gr[s], exact[s])[0, 1] > 0.99
+
+
+def test_ni_adhoc_scale_is_near_absolute(ni_result):
+    # The ad hoc scale is only approximate (data README item 6: PDFgetX3's G(2.49) = 6.09 is
+    # ~1/3 of the ideal). The b ≥ 0 bound taken above the principal peak of S(Q) gives
+    # G(2.49) = 17.8 Å⁻²; an ideal fcc-Ni F(Q) (σ = 0.08 Å) truncated at 24 Å⁻¹ gives 21.6.
+    # (Taking the bound down to the beam stop, where S < 1 is absorbed by the polynomial,
+    # gave 75.)
+    ideal_q = np.linspace(0, 24, 2401)
+    ideal = T.sine_transform(ideal_q, _ideal_ni_fq(ideal_q), np.arange(2.3, 2.7, 0.005))
+    near = (ni_result.r > 2.3) & (ni_result.r < 2.7)
+    ratio = ni_result.gr[near].max() / ideal.max()
+    assert 0.5 < ratio < 2.0, ratio
 
 
 def test_spike_corrupts_gr_when_not_removed(ni_result):

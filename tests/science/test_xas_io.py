@@ -7,6 +7,7 @@ import gzip
 import h5py
 import numpy as np
 import pytest
+
 from hisci.builtin_plugins.xas_match.xas_io import read_athena, read_columns, read_spectra, read_xdi
 
 from .xas_match_helpers import (

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.optimize import minimize, nnls
+
 from hisci.builtin_plugins.xas_match.analysis import common_window, run_lcf, run_pca
 from hisci.builtin_plugins.xas_match.lcf import lcf_batch, lcf_combinations, solve_weights
 from hisci.builtin_plugins.xas_match.pca import pca_train, target_transform
-from scipy.optimize import minimize, nnls
 
 from .xas_match_helpers import AU_EDGE, AU_SETTINGS, au_samples, builtin_library
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from hisci.builtin_plugins.xas_match.library import (
     DEFAULT_GRID,
     Library,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from hisci.builtin_plugins.xas_match.library import normalize_spectra
 from hisci.builtin_plugins.xas_match.normalize import find_e0, normalize, normalize_batch
 

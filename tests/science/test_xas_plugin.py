@@ -6,6 +6,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+
 from hisci import Registry, run_plugin
 
 from .xas_match_helpers import DATA, QUERIES, REF_DB, au_groups, write_xdi_like

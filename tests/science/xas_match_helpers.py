@@ -15,6 +15,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
+
 from hisci.builtin_plugins.xas_match.library import (
     Library,
     NormSettings,
