@@ -163,7 +163,7 @@ def run_plugin(
         summary, state, reason = {}, JobState.CANCELLED, "cancelled by request"
     except Exception as exc:  # noqa: BLE001 - any plugin failure is recorded, not raised
         logger.error("plugin failed:\n%s", traceback.format_exc())
-        summary, state, reason = {}, JobState.FAILED, _one_line(exc)
+        summary, state, reason = {}, JobState.FAILED, _reason(exc, plugin)
     finally:
         logger.removeHandler(handler)
         handler.close()
@@ -174,6 +174,13 @@ def run_plugin(
     write_task_status(output_dir, 4 if state == JobState.SUCCEEDED else 2,
                       failed=state != JobState.SUCCEEDED)
     return RunResult(state.value, output_dir, record, summary, reason)
+
+
+def _reason(exc: BaseException, plugin: Plugin) -> str:
+    # RQ's death penalty raises JobTimeoutException inside the plugin when runtime.timeout passes.
+    if type(exc).__name__ == "JobTimeoutException" and plugin.runtime:
+        return f"timed out after {plugin.runtime.timeout:g} s (runtime.timeout)"
+    return _one_line(exc)
 
 
 def _one_line(exc: BaseException) -> str:

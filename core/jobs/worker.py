@@ -67,9 +67,6 @@ def execute(job_id: str, data_dir: str) -> str:
             on_record=lambda rec: None,
         )
         record = result.record
-        if record.get("reason", "") and str(record["reason"]).startswith("JobTimeoutException"):
-            timeout = plugin.runtime.timeout if plugin.runtime else "?"
-            record = store.update(job_id, reason=f"timed out after {timeout:g} s (runtime.timeout)")
     except HisciError as err:  # plugin missing on this worker, input vanished, ...
         record = store.update(job_id, status=JobState.FAILED.value, reason=str(err), finished=now())
     finally:
