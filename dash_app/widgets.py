@@ -60,15 +60,29 @@ class FieldSpec:
 
 
 def options(items: list[Any] | None) -> list[dict[str, Any]]:
-    """Dropdown options from Hiplot items (plain values or ``{"text", "value"}``)."""
+    """Dropdown options from Hiplot items (plain values or ``{"text", "value"}``).
+
+    hisci extension: an item ``{"value": ..., "requires": "tomopy"}`` is offered only where
+    that module imports (the plugin still refuses it at run time, saying why)."""
     out = []
     for item in items or []:
+        if isinstance(item, dict) and item.get("requires") and not _importable(item["requires"]):
+            continue
         if isinstance(item, dict):
             value = item.get("value", item.get("text"))
             out.append({"label": str(item.get("text", value)), "value": value})
         else:
             out.append({"label": str(item), "value": item})
     return out
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(str(module)) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _number(value: Any, default: float) -> float:

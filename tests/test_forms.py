@@ -200,3 +200,16 @@ def test_run_again_relinks_stored_inputs(registry, tmp_path):
     assert out["a"]["link"] == "upload:" + "ab" * 32
     assert out["b"]["link"] == [str(inside.relative_to(plugin.folder))]
     assert out["c"]["link"] == "/etc/passwd"  # left for the service to refuse
+
+
+def test_select_items_that_need_a_missing_module_are_hidden(isolated_env) -> None:
+    """ct_recon offers tomopy_gridrec only where `import tomopy` works (not here)."""
+    import importlib.util
+
+    from dash_app.widgets import options
+    from hisci import Registry, Settings
+
+    widget = Registry.discover(Settings(entry_points=False)).get("ct_recon").ui.extra["algorithm"]
+    values = [o["value"] for o in options(widget.items)]
+    assert importlib.util.find_spec("tomopy") is None
+    assert values == ["gridrec", "fbp", "sirt", "cgls"]
