@@ -61,6 +61,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import pyFAI
+
     from hisci.builtin_plugins.pdf.integration import Integrator1D, load_geometry
     from hisci.builtin_plugins.pdf.transform import PDFConfig, PDFTransformer
 

@@ -155,7 +155,7 @@ def _integrate_images(ctx, extra, log):
     def labelled():
         yield first
         labels.append(first_label)
-        for path, label, frame in stream:
+        for _path, label, frame in stream:
             ctx.progress(0.05 + 0.6 * min(1.0, len(labels) / (50 * n_paths)), f"integrating {label}")
             yield frame
             labels.append(label)

@@ -325,9 +325,10 @@ class PDFTransformer:
     The smooth part is removed by a least-squares polynomial P_n(Q) = Σ_{k=1..n} c_k x^k
     in x = Q/qmaxinst (no constant, so P(0) = 0) fitted over the data up to qmaxinst,
     with n from :func:`polynomial_degree`. The scale a follows from the fitted
-    polynomial: b ≥ 0 requires a ≤ P(Q)⟨f⟩²/(Q⟨f²⟩) at every Q, and we take the
-    equality at the 2nd percentile over the fitted range (the incoherent part is
-    smallest at low Q). Then F = (F_raw - P)/a and S = 1 + F/Q.
+    polynomial: b ≥ 0 requires a ≤ P(Q)⟨f⟩²/(Q⟨f²⟩) at every Q where P follows
+    a⟨f²⟩ + b, and we take the equality at the 2nd percentile over Q from the principal
+    peak of S(Q) to qmaxinst (below that peak S < 1 and the polynomial absorbs part of
+    it, see :meth:`_adhoc_scale`). Then F = (F_raw - P)/a and S = 1 + F/Q.
 
     The polynomial's pseudo-inverse, the form factors and the sine kernel depend only
     on the grid and the config, so they are built once; each further pattern costs a
@@ -390,6 +391,9 @@ class PDFTransformer:
         self._pinv = np.linalg.pinv(self._design)
         # scale estimate: positions away from the first few (beamstop) points
         self._scale_sel = self.q > max(c.qmin, self.q[0]) + 0.05 * (c.qmaxinst - self.q[0])
+        # the principal peak of S(Q) is sought in the lower half of the range only, so
+        # that a high-Q spike (noise grows as 1/⟨f⟩²) cannot pose as it
+        self._peak_sel = self._scale_sel & (self.q <= 0.5 * c.qmaxinst)
         self.r = c.r_grid()
         sel = (self.q >= c.qmin) & (self.q <= c.qmax)
         self._ft_sel = sel
@@ -398,6 +402,26 @@ class PDFTransformer:
         if c.lorch:
             weights = weights * lorch_window(qs, c.qmax)
         self._kernel_t = xp.asarray(np.sin(np.outer(qs, self.r)) * weights[:, None])
+
+    def _adhoc_scale(self, fraw: np.ndarray, poly: np.ndarray) -> np.ndarray:
+        """The ad hoc scale a (b ≥ 0 bound above the principal peak), shape () or (K,).
+
+        b ≥ 0 requires a ≤ P(Q)⟨f⟩²/(Q⟨f²⟩). The bound only holds where the polynomial
+        follows a·⟨f²⟩ + b: below the principal peak of S(Q) condensed matter has
+        S(Q) < 1, a feature broad enough for the polynomial to absorb, so P/Q drops
+        there (to below zero for Ni at Q ≈ 1 Å⁻¹) without saying anything about b.
+        We therefore take the 2nd percentile of the bound over Q from the principal
+        peak (the maximum of (F_raw - P)/Q, i.e. of S - 1, sought between the first
+        beam-stop points and qmaxinst/2) up to qmaxinst.
+        """
+        ratio = poly * self.f_avg2 / (self.q * self.f2_avg)
+        sminus1 = np.where(self._peak_sel, (fraw - poly) / self.q, -np.inf)
+        q_peak = self.q[np.argmax(sminus1, axis=-1)]
+        above = self.q >= np.asarray(q_peak)[..., None]
+        masked = np.where(above & self._scale_sel, ratio, np.nan)
+        scale = np.nanpercentile(masked, 2.0, axis=-1)
+        fallback = np.nanmean(np.abs(masked), axis=-1)
+        return np.where(scale > 0, scale, fallback)
 
     def transform(self, intensity: np.ndarray) -> PDFResult:
         """Run I(Q) -> S, F, G for one pattern (N,) or a stack (K, N) on the grid ``q``.
@@ -417,9 +441,7 @@ class PDFTransformer:
         fraw = self.q * iq / self.f_avg2
         coeffs = fraw @ self._pinv.T
         poly = coeffs @ self._design.T
-        ratio = poly * self.f_avg2 / (self.q * self.f2_avg)
-        scale = np.percentile(ratio[..., self._scale_sel], 2.0, axis=-1)
-        scale = np.where(scale > 0, scale, np.abs(ratio[..., self._scale_sel]).mean(axis=-1))
+        scale = self._adhoc_scale(fraw, poly)
         fq = (fraw - poly) / np.asarray(scale)[..., None]
         sq = 1.0 + fq / self.q
         ft = fq[..., self._ft_sel]

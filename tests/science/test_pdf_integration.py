@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from hisci.builtin_plugins.pdf import integration as I
 from hisci.builtin_plugins.pdf.transform import PDFConfig, PDFTransformer, find_gr_peaks
 

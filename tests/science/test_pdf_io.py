@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from hisci.builtin_plugins.pdf import background as B
 from hisci.builtin_plugins.pdf import fileio as F
 

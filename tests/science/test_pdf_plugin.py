@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from hisci import Registry, run_plugin
 from hisci.builtin_plugins.pdf.fileio import read_pdfgetx3
 
@@ -45,6 +46,7 @@ def test_committed_example_matches_generator(tmp_path):
     from pathlib import Path
 
     import h5py
+
     from hisci.builtin_plugins import pdf as pkg
 
     folder = Path(pkg.__path__[0]) / "example"
