@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator
@@ -91,7 +92,7 @@ class ParamSpec:
     @classmethod
     def from_plugin(cls, plugin: Plugin) -> ParamSpec:
         config = copy.deepcopy(plugin.data.config)
-        defaults = {s: config.get(s, {} if s != "dataArg" else {}) or {} for s in SECTIONS}
+        defaults = {s: config.get(s) or {} for s in SECTIONS}
         data_file, ui_file = str(plugin.folder / "data.json"), str(plugin.folder / "ui.json")
         problems: list[Problem] = []
         extra_props: dict[str, Any] = {}
@@ -125,18 +126,23 @@ class ParamSpec:
         }
         spec = cls(plugin.id, defaults, dict(plugin.data.textarea), plugin.data.examples(),
                    inputs, schema, problems)
-        for i in range(min(1, len(spec.examples))):
-            try:
-                spec.validate(spec.example_request(i), check_inputs=False)
-            except ParamsError as exc:
-                for p in exc.problems:
-                    spec.problems.append(Problem(
-                        f"exampleData does not validate: {p.message}", file=data_file,
-                        pointer=f"/exampleData{'/' + str(i) if isinstance(plugin.data.exampleData, list) else ''}/config{p.pointer}",
-                        given=p.given, allowed=p.allowed))
+        spec.problems += spec._example_problems(data_file, isinstance(plugin.data.exampleData, list))
         return spec
 
-    @property
+    def _example_problems(self, data_file: str, is_list: bool) -> list[Problem]:
+        """The first exampleData entry (the one Hiplot's hicli runs) must validate."""
+        if not self.examples:
+            return []
+        try:
+            self.validate(self.example_request(0), check_inputs=False)
+            return []
+        except ParamsError as exc:
+            where = "/exampleData/0" if is_list else "/exampleData"
+            return [Problem(f"exampleData does not validate: {p.message}", file=data_file,
+                            pointer=f"{where}/config{p.pointer}", given=p.given, allowed=p.allowed)
+                    for p in exc.problems]
+
+    @cached_property
     def validator(self) -> Draft202012Validator:
         return Draft202012Validator(self.json_schema)
 

@@ -99,3 +99,11 @@ def test_unparsable_expression_is_a_problem_at_its_pointer(plugin_copy) -> None:
     problems = _load_problems(folder)
     assert [p.pointer for p in problems] == ["/extra/marker_size/if_func"]
     assert problems[0].file.endswith("ui.json")
+
+
+def test_example_that_does_not_validate_is_reported(plugin_copy) -> None:
+    folder = plugin_copy("table_plot", edit={"data.json": lambda d: d["exampleData"]["config"].update(
+        extra={"opacity": 5})})
+    (problem,) = _load_problems(folder)
+    assert problem.pointer == "/exampleData/config/extra/opacity"
+    assert problem.message.startswith("exampleData does not validate: 5 is out of range")
