@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,7 @@ from .xas_match_helpers import AU_SETTINGS, AU_TIMES, DATA, REF_DB, au_groups, l
 @pytest.mark.parametrize("path", larch_xdi(), ids=lambda p: p.name)
 def test_pre_edge_agrees_with_larch_on_every_real_spectrum(path):
     """Issue: within 0.5 eV in E0 and 1 % in edge step of xraylarch's pre_edge (defaults)."""
-    larch = pytest.importorskip("larch")
+    larch = importlib.import_module("larch")
     from larch.xafs import pre_edge
 
     sp = read_one(path)
@@ -31,7 +33,7 @@ def test_pre_edge_agrees_with_larch_on_every_real_spectrum(path):
 
 
 def test_pre_edge_with_athena_ranges_agrees_with_larch_on_the_au_series():
-    larch = pytest.importorskip("larch")
+    larch = importlib.import_module("larch")
     from larch.xafs import pre_edge
 
     kw = {"pre1": -150, "pre2": -30, "norm1": 150, "norm2": 850, "nnorm": 1}
