@@ -422,3 +422,42 @@ def test_clark_handles_a_flat_extended_source_larger_than_its_active_set():
     assert it[0] == 2000
     assert models.sum() == pytest.approx(2000 * 0.1 * 1.0, rel=0.2)
     assert residuals.sum() == pytest.approx(80 * 80 - models.sum(), rel=1e-4)
+
+
+def test_clark_major_cycle_subtraction_equals_shifted_psf_sum():
+    # the compiled exact subtraction (four components per pass, and the remainder)
+    # equals the sum of shifted PSFs computed with numpy
+    rng = np.random.default_rng(3)
+    n = 48
+    psf = rng.normal(size=(2 * n, 2 * n))
+    for count in (1, 4, 7):
+        ys, xs = rng.integers(0, n, count), rng.integers(0, n, count)
+        amps = rng.normal(size=count)
+        res = rng.normal(size=(n, n))
+        expect = res.copy()
+        for y, x, a in zip(ys, xs, amps):
+            expect -= a * psf[n - y:2 * n - y, n - x:2 * n - x]
+        peak = CL._subtract_many(res, psf, ys, xs, amps, count)
+        np.testing.assert_allclose(res, expect, rtol=0, atol=1e-12)
+        assert peak == pytest.approx(np.abs(expect).max(), rel=1e-12)
+
+
+def test_clean_accepts_a_psf_list_and_restores_in_place(sim):
+    _, (ds, cal, batches, _) = sim
+    cfg = P.ImagingConfig(polarizations=("L", "R"), channels=(10, 50), image_size=64,
+                          cell_arcsec=40.0, clean="none")
+    r = P.process_batch(ds, batches[0], cal, cfg)
+    flat = r.dirty.reshape(-1, 64, 64).copy()
+    flat[3] = np.nan  # an image without data stays NaN
+    index = np.array([0, 1, 0, 1])
+    a = CL.clean_images(flat, np.stack(r.psfs["psf"]), index, method="clark", niter=40)
+    b = CL.clean_images(flat, r.psfs["psf"], index, method="clark", niter=40)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert np.isnan(b[0][3]).all() and np.isnan(b[1][3]).all() and b[2][3] == 0
+    out = CL.restore_images(b[0], b[1], r.psfs["beams"], index)
+    res = b[1].copy()
+    same = CL.restore_images(b[0], res, r.psfs["beams"], index, out=res)
+    assert same is res
+    np.testing.assert_array_equal(out, res)
+    assert np.isnan(out[3]).all() and np.isfinite(out[:3]).all()
