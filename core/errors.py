@@ -9,7 +9,6 @@
     ├── InputError                  a user-supplied input file is missing or unreadable
     ├── UnknownPluginError          no plugin with that id
     ├── DuplicatePluginError        two sources provide the same id
-    ├── PluginFailedError           the plugin raised while running
     └── JobCancelled                the job was cancelled (raised from ctx.progress)
 
 Front ends render these; they never parse the message. ``exit_code`` is the hicli exit code.
@@ -19,7 +18,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -139,24 +138,6 @@ class DuplicatePluginError(HisciError):
     code = "duplicate_plugin"
 
 
-class PluginFailedError(HisciError):
-    exit_code = 2
-    code = "plugin_failed"
-
-
 class JobCancelled(HisciError):
     exit_code = 3
     code = "cancelled"
-
-
-@dataclass
-class ProblemList:
-    """Accumulates problems while checking, then raises them all at once."""
-
-    problems: list[Problem] = field(default_factory=list)
-
-    def add(self, message: str, **where: Any) -> None:
-        self.problems.append(Problem(message, **where))
-
-    def __bool__(self) -> bool:
-        return bool(self.problems)

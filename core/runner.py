@@ -107,7 +107,6 @@ def run_plugin(
     owner: str | None = None,
     params: dict[str, Any] | None = None,
     record: dict[str, Any] | None = None,
-    on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunResult:
     """Validate, run and record one plugin run in ``output_dir``.
 
@@ -119,7 +118,6 @@ def run_plugin(
     ----------
     params : already validated params (the job worker passes the ones stored at submit).
     record : an existing job record to continue (the job layer's, with owner and queue).
-    on_record : called with the record whenever it changes (the job layer mirrors it).
     """
     import numpy
 
@@ -136,8 +134,6 @@ def run_plugin(
     def save(**changes: Any) -> None:
         record.update(changes)
         write_json(output_dir / "job.json", record)
-        if on_record:
-            on_record(record)
 
     last_write = [0.0]
 

@@ -64,7 +64,6 @@ def execute(job_id: str, data_dir: str) -> str:
             plugin, params=record["params"], record=record, output_dir=store.folder(job_id),
             progress=events.progress, cancel_check=lambda: bool(redis.exists(keys.cancel(job_id))),
             xp=array_module(prefer_gpu=use_gpu),
-            on_record=lambda rec: None,
         )
         record = result.record
     except HisciError as err:  # plugin missing on this worker, input vanished, ...
