@@ -1,7 +1,7 @@
 """Reference data and a simulated 2-D Ni image for the `pdf` plugin tests.
 
 The real files (tests/data/pdf, see SOURCE.md there) come from xpdAcq/PDFstream
-(BSD-3). The 2-D images are simulated here the way ../shared/data/pdf/README.md
+(BSD-3). The 2-D images are simulated here the way tests/data/pdf/README.md
 describes its `Ni_sim_*.edf`: the real Ni 1-D pattern (spike removed) projected with
 ``AzimuthalIntegrator.calcfrom1d`` onto the real geometry (optionally binned), with solid
 angle and polarization 0.99 applied, plus bgscale x a smooth background, Poisson noise,

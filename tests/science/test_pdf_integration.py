@@ -1,7 +1,7 @@
 """Science tests of the pyFAI integration layer (plugins/pdf/integration.py).
 
 The 2-D image is simulated from the real Ni pattern on the real (2x2 binned) geometry
-(tests/science/pdf_helpers.py, same recipe as ../shared/data/pdf/README.md); expected
+(tests/science/pdf_helpers.py, same recipe as tests/data/pdf/README.md); expected
 numbers are README items 1-3.
 """
 

@@ -1,7 +1,7 @@
 """Science tests of the PDFgetX3-style transform (plugins/pdf/transform.py).
 
 References: the real Ni data in tests/data/pdf (SOURCE.md; xpdAcq/PDFstream, BSD-3) and
-the expected numbers of ../shared/data/pdf/README.md, quoted next to each assertion.
+the expected numbers of tests/data/pdf/README.md, quoted next to each assertion.
 """
 
 from __future__ import annotations
