@@ -146,6 +146,22 @@ if njit is not None:
         return b
 
     @_jit
+    def _push(st, sp, nm, cl, m, start, stop, n_max, close):
+        """Append one closed range (start, stop, n_max, close), growing the buffers."""
+        if m == len(st):
+            st, sp, nm, cl = _grow(st, m), _grow(sp, m), _grow(nm, m), _grow(cl, m)
+        st[m], sp[m], nm[m], cl[m] = start, stop, n_max, close
+        return st, sp, nm, cl, m + 1
+
+    @_jit
+    def _open(st, sp, nm, m, ti, c):
+        """Open an event at ``ti`` with ``c`` hits; an event starting before the previous
+        range's stop reopens (merges into) that range. Returns (m, start, n_max)."""
+        if m > 0 and ti < sp[m - 1]:
+            return m - 1, st[m - 1], max(nm[m - 1], c)
+        return m, ti, c
+
+    @_jit
     def _scan_kernel(t, threshold, window_ns):
         n = t.shape[0]
         cap = 64
@@ -174,26 +190,14 @@ if njit is not None:
             if not state:
                 if c > threshold:
                     state = True
-                    if m > 0 and ti < sp[m - 1]:  # overlaps the previous range: merge
-                        m -= 1
-                        s_t = st[m]
-                        nmax = max(nm[m], c)
-                    else:
-                        s_t = ti
-                        nmax = c
+                    m, s_t, nmax = _open(st, sp, nm, m, ti, c)
             elif c < threshold:
-                if m == len(st):
-                    st, sp, nm, cl = _grow(st, m), _grow(sp, m), _grow(nm, m), _grow(cl, m)
-                st[m], sp[m], nm[m], cl[m] = s_t, t[i - 1] + window_ns, nmax, ti
-                m += 1
+                st, sp, nm, cl, m = _push(st, sp, nm, cl, m, s_t, t[i - 1] + window_ns, nmax, ti)
                 state = False
             elif c > nmax:
                 nmax = c
         if state:
-            if m == len(st):
-                st, sp, nm, cl = _grow(st, m), _grow(sp, m), _grow(nm, m), _grow(cl, m)
-            st[m], sp[m], nm[m], cl[m] = s_t, t[n - 1] + window_ns, nmax, big
-            m += 1
+            st, sp, nm, cl, m = _push(st, sp, nm, cl, m, s_t, t[n - 1] + window_ns, nmax, big)
         return st[:m].copy(), sp[:m].copy(), nm[:m].copy(), cl[:m].copy(), sync
 
     @_jit
@@ -340,18 +344,9 @@ if njit is not None:
                 if not state:
                     if c > threshold:
                         state = True
-                        if m > 0 and ti < sp[m - 1]:
-                            m -= 1
-                            s_t = st[m]
-                            nmax = max(nm[m], c)
-                        else:
-                            s_t = ti
-                            nmax = c
+                        m, s_t, nmax = _open(st, sp, nm, m, ti, c)
                 elif c < threshold:
-                    if m == len(st):
-                        st, sp, nm, cl = _grow(st, m), _grow(sp, m), _grow(nm, m), _grow(cl, m)
-                    st[m], sp[m], nm[m], cl[m] = s_t, prev_t + window_ns, nmax, ti
-                    m += 1
+                    st, sp, nm, cl, m = _push(st, sp, nm, cl, m, s_t, prev_t + window_ns, nmax, ti)
                     state = False
                 elif c > nmax:
                     nmax = c
@@ -361,16 +356,10 @@ if njit is not None:
                 while nxt < nb and counts[nxt] == 0:
                     nxt += 1
                 if nxt < nb and flag[nxt] != 2:
-                    if m == len(st):
-                        st, sp, nm, cl = _grow(st, m), _grow(sp, m), _grow(nm, m), _grow(cl, m)
-                    st[m], sp[m], nm[m], cl[m] = s_t, prev_t + window_ns, nmax, bmin[nxt]
-                    m += 1
+                    st, sp, nm, cl, m = _push(st, sp, nm, cl, m, s_t, prev_t + window_ns, nmax, bmin[nxt])
                     state = False
         if state:
-            if m == len(st):
-                st, sp, nm, cl = _grow(st, m), _grow(sp, m), _grow(nm, m), _grow(cl, m)
-            st[m], sp[m], nm[m], cl[m] = s_t, prev_t + window_ns, nmax, big
-            m += 1
+            st, sp, nm, cl, m = _push(st, sp, nm, cl, m, s_t, prev_t + window_ns, nmax, big)
         return st[:m].copy(), sp[:m].copy(), nm[:m].copy(), cl[:m].copy(), sync
 
     @_jit
