@@ -20,6 +20,10 @@ from .geometry import ARCSEC, C_LIGHT
 WEIGHTINGS = ("natural", "uniform")
 
 
+#: The ducc0 flags that give the hisci orientation (muser.md): one place for both directions.
+ORIENTATION_FLAGS = {"flip_u": True, "flip_w": True, "divide_by_n": False}
+
+
 def _ducc():
     import ducc0.wgridder
 
@@ -128,10 +132,8 @@ def dirty_image(
         pixsize_y=cell_rad,
         epsilon=epsilon,
         do_wgridding=w_correction,
-        flip_u=True,
-        flip_w=True,
-        divide_by_n=False,
         nthreads=nthreads,
+        **ORIENTATION_FLAGS,
     )
     out = np.ascontiguousarray(img.T)
     out /= rdt(total)
@@ -231,10 +233,8 @@ def predict_visibilities(
         pixsize_y=cell_rad,
         epsilon=epsilon,
         do_wgridding=w_correction,
-        flip_u=True,
-        flip_w=True,
-        divide_by_n=False,
         nthreads=nthreads,
+        **ORIENTATION_FLAGS,
     )
     assert model.shape == (npix, npix)
     return vis[:, 0]
