@@ -25,10 +25,17 @@ FINISHED = ("succeeded", "failed", "cancelled")
 @click.argument("plugin_id")
 @request_options
 @click.option("--wait", is_flag=True, help="Wait until the job ends; exit 2 if it failed.")
+@click.option("--idempotency-key", "key", default=None,
+              help="Sent as the Idempotency-Key header (default: a new random key); the same key "
+                   "returns the first job instead of submitting again.")
 @handle_errors
 def submit_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[str, ...],
-               params_file: Path | None, example: bool, example_index: int, wait: bool) -> None:
-    """Submit a job to the service; prints the job id alone on stdout."""
+               params_file: Path | None, example: bool, example_index: int, wait: bool,
+               key: str | None) -> None:
+    """Submit a job to the service; prints the job id alone on stdout.
+
+    The request carries an Idempotency-Key; when the service is unreachable or answers 503
+    (Redis down) it is sent again with the same key (3 tries), so a retry never duplicates."""
     plugin = Registry.discover().get(plugin_id)
     request, inputs = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index)
     client = Client()
@@ -38,7 +45,7 @@ def submit_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[
         request.setdefault("data", {})[name] = {"value": [Path(p).name for p in paths] if isinstance(value, list)
                                                 else Path(paths[0]).name, "link": value}
     _relative_examples(plugin, request)
-    record = client.json("POST", "/jobs", json={"plugin": plugin_id, "request": request})
+    record = client.submit({"plugin": plugin_id, "request": request}, key)
     click.echo(record["id"])
     click.echo(f"submitted {plugin_id} as job {record['id']} on queue {record['queue']}"
                + (f" ({record['message']})" if record.get("message") else ""), err=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,56 +17,96 @@ from hisci.processes import die_with_parent
 from .errors import handle_errors
 
 
+class ServeStop(SystemExit):
+    """SIGTERM in ``hicli serve``: unwinds to the cleanup (uvicorn re-raises the signal after
+    its own graceful shutdown, which would otherwise kill serve before its children)."""
+
+
+def _on_sigterm(signum: int, _frame: object) -> None:
+    raise ServeStop(128 + signum)
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8321, show_default=True, type=int)
 @click.option("--data-dir", default=None, help="Where jobs, uploads and users live (default ./hisci-data).")
 @click.option("--workers", default=1, show_default=True, help="CPU workers to start.")
+@click.option("--api-workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="API (uvicorn) processes; 2 or more on a multi-core host for more requests/s.")
+@click.option("--max-restarts", default=5, show_default=True, type=click.IntRange(1, 1000),
+              help="Restarts per minute of one worker or the embedded Redis before serve stops trying "
+                   "for the rest of that minute.")
 @handle_errors
-def serve_cmd(host: str, port: int, data_dir: str | None, workers: int) -> None:
-    """Start the service. Without HISCI_REDIS_URL a private redis-server is started."""
+def serve_cmd(host: str, port: int, data_dir: str | None, workers: int, api_workers: int,
+              max_restarts: int) -> None:
+    """Start the service. Without HISCI_REDIS_URL a private redis-server is started.
+
+    Dead workers and a dead embedded Redis are restarted (see GET /api/v1/health,
+    "supervisor"); SIGTERM stops workers first, which mark a running job "failed:
+    interrupted by shutdown" (queued again on the next start when the plugin allows retries).
+    """
     import uvicorn
 
     from hisci.api import create_app
-    from hisci.jobs import EmbeddedRedis, JobService
+    from hisci.jobs import EmbeddedRedis, JobService, Reaper
+    from hisci.jobs.supervisor import Supervisor
 
     settings = Settings.from_env(data_dir=Path(data_dir) if data_dir else None)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    redis = None
-    if not settings.redis_url:
-        redis = EmbeddedRedis(settings.data_dir / "redis").start()
-        settings = settings.model_copy(update={"redis_url": redis.url})
-    env = {**os.environ, "HISCI_REDIS_URL": settings.redis_url, "HISCI_DATA_DIR": str(settings.data_dir.resolve())}
-    worker = [sys.executable, "-m", "hicli.main", "worker"]
-    procs = [subprocess.Popen([*worker, "--queue", "cpu"], env=env, preexec_fn=die_with_parent())
-             for _ in range(max(workers, 0))]
-    if gpu_available():
-        procs.append(subprocess.Popen([*worker, "--queue", "gpu,cpu", "--gpu"], env=env,
-                                      preexec_fn=die_with_parent()))
-    registry = Registry.discover(settings)
-    service = JobService(settings, registry)
-    token = service.users.add("admin", admin=True, replace=True)
-    token_file = settings.data_dir / "admin.token"
-    token_file.write_text(token + "\n")
-    os.chmod(token_file, 0o600)
-    url = f"http://{host}:{port}"
-    click.echo(f"hisci serving {len(registry)} plugins at {url}  (API {url}/api/v1, docs {url}/docs)")
-    click.echo(f"admin token: {token}   (also in {token_file})")
-    click.echo(f"redis: {settings.redis_url}   data: {settings.data_dir.resolve()}")
-    for problem in registry.problems:
-        click.echo(f"invalid plugin {problem.id}: {problem.error.message}", err=True)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    supervisor = Supervisor(settings.data_dir, max_per_minute=max_restarts)
+    reaper = None
     try:
-        uvicorn.run(create_app(settings, registry, service), host=host, port=port, log_level="warning")
+        if not settings.redis_url:
+            redis = EmbeddedRedis(settings.data_dir / "redis")
+            supervisor.add("redis", lambda: redis.start().process, stop_timeout=5)
+            settings = settings.model_copy(update={"redis_url": redis.url})
+        env = {**os.environ, "HISCI_REDIS_URL": settings.redis_url,
+               "HISCI_DATA_DIR": str(settings.data_dir.resolve())}
+        worker = [sys.executable, "-m", "hicli.main", "worker"]
+        for number in range(max(workers, 0)):
+            supervisor.add(f"worker-cpu-{number + 1}", _spawn([*worker, "--queue", "cpu"], env))
+        if gpu_available():
+            supervisor.add("worker-gpu-1", _spawn([*worker, "--queue", "gpu,cpu", "--gpu"], env))
+        supervisor.start()
+        registry = Registry.discover(settings)
+        service = JobService(settings, registry)
+        token = service.users.add("admin", admin=True, replace=True)
+        token_file = settings.data_dir / "admin.token"
+        token_file.write_text(token + "\n")
+        os.chmod(token_file, 0o600)
+        reaper = Reaper(settings, service.redis)
+        for job_id, action in reaper.resume_interrupted():
+            click.echo(f"job {job_id}: {action} (interrupted by the last shutdown)")
+        reaper.sweep()
+        reaper.start()
+        url = f"http://{host}:{port}"
+        click.echo(f"hisci serving {len(registry)} plugins at {url}  (API {url}/api/v1, docs {url}/docs)")
+        click.echo(f"admin token: {token}   (also in {token_file})")
+        click.echo(f"redis: {settings.redis_url}   data: {settings.data_dir.resolve()}")
+        for problem in registry.problems:
+            click.echo(f"invalid plugin {problem.id}: {problem.error.message}", err=True)
+        if api_workers > 1:
+            os.environ.update(HISCI_REDIS_URL=settings.redis_url, HISCI_DATA_DIR=str(settings.data_dir.resolve()))
+            uvicorn.run("hisci.api.app:create_app_from_env", factory=True, workers=api_workers,
+                        host=host, port=port, log_level="warning")
+        else:
+            uvicorn.run(create_app(settings, registry, service, with_reaper=False), host=host, port=port,
+                        log_level="warning")
+    except ServeStop:
+        pass
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if redis:
-            redis.stop()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
+        if reaper is not None:
+            reaper.stop()
+        supervisor.stop()
+        signal.signal(signal.SIGTERM, previous)
+        click.echo("hisci stopped")
+
+
+def _spawn(argv: list[str], env: dict[str, str]):
+    """A start function for the supervisor: the worker dies with serve (kill -9 included)."""
+    return lambda: subprocess.Popen(argv, env=env, preexec_fn=die_with_parent())
 
 
 @click.command("worker")

@@ -31,6 +31,7 @@ def create_app(settings: Settings, registry: Registry, service: JobService | Non
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         reaper = Reaper(settings, service.redis).start() if with_reaper and service.redis else None
         if reaper:
+            reaper.resume_interrupted()  # jobs the last shutdown interrupted, when retries allow
             reaper.sweep()  # reconcile records with Redis at start
         yield
         if reaper:
@@ -46,6 +47,14 @@ def create_app(settings: Settings, registry: Registry, service: JobService | Non
     if with_web:
         _mount_web(app, settings, registry, service)
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app of one ``hicli serve --api-workers N`` process: settings from the environment,
+    no reaper (the serve process runs the one reaper)."""
+    settings = Settings.from_env()
+    registry = Registry.discover(settings)
+    return create_app(settings, registry, with_reaper=False)
 
 
 def _mount_web(app: FastAPI, settings: Settings, registry: Registry, service: JobService) -> None:

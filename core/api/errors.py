@@ -7,12 +7,17 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import HisciError, InputError, ParamsError, UnknownPluginError, ValidationError
+from ..jobs.idempotency import IdempotencyConflict
+from ..jobs.service import RedisUnavailable
 from ..jobs.store import JobNotFound, UploadTooLarge
 
 STATUS = [
+    (RedisUnavailable, 503),
+    (IdempotencyConflict, 409),
     (JobNotFound, 404),
     (UnknownPluginError, 404),
     (UploadTooLarge, 413),
@@ -33,7 +38,14 @@ def install(app: FastAPI) -> None:
         problems = [{"pointer": p.pointer, "message": p.message, "given": _safe(p.given),
                      "allowed": _safe(p.allowed), "hint": p.hint} for p in exc.problems]
         return JSONResponse(error_body(exc.code, exc.message if len(problems) > 1 else str(exc), problems),
-                            status_code=status)
+                            status_code=status, headers={"Retry-After": "2"} if status == 503 else None)
+
+    @app.exception_handler(RedisError)
+    async def redis_error(_: Request, exc: RedisError) -> JSONResponse:
+        return JSONResponse(error_body("unavailable", f"the job queue (Redis) is unavailable: {exc}", [
+            {"pointer": "", "message": "Redis cannot be reached", "given": None, "allowed": None,
+             "hint": "retry shortly; job records on disk are intact"}]), status_code=503,
+            headers={"Retry-After": "2"})
 
     @app.exception_handler(RequestValidationError)
     async def request_error(_: Request, exc: RequestValidationError) -> JSONResponse:

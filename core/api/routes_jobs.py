@@ -6,7 +6,7 @@ import io
 import zipfile
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -22,10 +22,18 @@ class SubmitBody(BaseModel):
     request: dict[str, Any] = Field(default_factory=dict, description="{data, dataArg, general, extra, textarea}")
 
 
-@router.post("", status_code=201)
-def submit(body: SubmitBody, service: JobService = Depends(get_service),
-           user: User = Depends(current_user)) -> dict[str, Any]:
-    return service.submit(user, body.plugin, body.request)
+@router.post("", status_code=201, responses={200: {"description": "a repeated Idempotency-Key: the first job"},
+                                             503: {"description": "Redis unavailable: nothing was stored"}})
+def submit(body: SubmitBody, response: Response, service: JobService = Depends(get_service),
+           user: User = Depends(current_user),
+           idempotency_key: str | None = Header(None, alias="Idempotency-Key", description=(
+               "any unique value per logical submit (a UUID4); a repeat returns the first job with 200"))
+           ) -> dict[str, Any]:
+    record, replayed = service.submit_once(user, body.plugin, body.request, idempotency_key)
+    if replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return record
 
 
 @router.get("")

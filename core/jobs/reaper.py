@@ -36,13 +36,17 @@ class Reaper:
     def __init__(self, settings: Settings, redis: Redis) -> None:
         self.settings, self.redis = settings, redis
         self.store = JobStore(settings.data_dir)
-        self._missing_since: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def sweep(self) -> list[tuple[str, str]]:
         """Returns the (job id, action) pairs taken."""
         actions = []
+        try:
+            actions += self._purge_deleted()
+        except RedisError as exc:
+            log.warning("reaper: Redis unavailable (%s); will retry", exc)
+            return actions
         for record in list(self.store.all()):
             try:
                 action = self._check(record)
@@ -58,7 +62,6 @@ class Reaper:
         job_id = record["id"]
         if status == JobState.RUNNING.value:
             return self._check_running(record)
-        self._missing_since.pop(job_id, None)
         if status != JobState.QUEUED.value:
             return None
         if record.get("held"):
@@ -78,20 +81,19 @@ class Reaper:
         return None
 
     def _check_running(self, record: dict[str, Any]) -> str | None:
+        """A job is lost once its heartbeat key has expired: at most ``heartbeat_ttl`` after the
+        work horse's last beat, seen by the next sweep (so within TTL + one sweep interval)."""
         job_id = record["id"]
         cancel_at = self.redis.get(keys.cancel(job_id))
         if self.redis.exists(keys.heartbeat(job_id)):
-            self._missing_since.pop(job_id, None)
             if cancel_at and time.time() - float(cancel_at) > self.settings.cancel_grace:
                 self._stop_horse(record)
                 self.store.update(job_id, status=JobState.CANCELLED.value, finished=now(),
                                   reason="cancelled by request (stopped after the grace period)")
                 return "stopped"
             return None
-        first = self._missing_since.setdefault(job_id, time.monotonic())
-        if time.monotonic() - first < self.settings.heartbeat_ttl:
-            return None
-        self._missing_since.pop(job_id, None)
+        if not self._redis_settled():
+            return None  # Redis just restarted empty: live work horses re-create their beat
         if cancel_at:
             self.store.update(job_id, status=JobState.CANCELLED.value, finished=now(),
                               reason="cancelled by request")
@@ -103,6 +105,46 @@ class Reaper:
             return "retried"
         self.store.update(job_id, status=JobState.FAILED.value, reason="worker lost", finished=now())
         return "lost"
+
+    def _redis_settled(self) -> bool:
+        """Whether Redis has been up for longer than two heartbeat periods (``ttl / 2``)."""
+        uptime = float(self.redis.info("server").get("uptime_in_seconds", 1e9))
+        return uptime >= max(1.0, self.settings.heartbeat_ttl / 2)
+
+    def _purge_deleted(self) -> list[tuple[str, str]]:
+        """Deleted jobs: a running one is stopped like a cancel; once its heartbeat is gone the
+        folder is removed (so nothing the job writes while stopping can bring it back)."""
+        actions = []
+        for job_id in self.store.deleted_pending():
+            if self.redis.exists(keys.heartbeat(job_id)):
+                cancel_at = self.redis.get(keys.cancel(job_id))
+                if cancel_at is None:
+                    self.redis.set(keys.cancel(job_id), time.time(), ex=7 * 86400)
+                elif time.time() - float(cancel_at) > self.settings.cancel_grace:
+                    attempts = _attempts_on_disk(self.store, job_id)
+                    self._stop_horse({"id": job_id, "attempts": attempts})
+                continue
+            if not self._redis_settled():
+                continue
+            self.store.purge(job_id)
+            actions.append((job_id, "purged"))
+        return actions
+
+    def resume_interrupted(self) -> list[tuple[str, str]]:
+        """At start: jobs failed by the last shutdown are queued again while their plugin's
+        ``runtime.retries`` allow (the attempt count keeps the history)."""
+        from .worker import INTERRUPTED
+
+        actions = []
+        for record in list(self.store.all()):
+            if record.get("status") != JobState.FAILED.value or record.get("reason") != INTERRUPTED:
+                continue
+            if record.get("attempts", 1) <= record.get("retries", 0):
+                record = self.store.update(record["id"], status=JobState.QUEUED.value, finished=None,
+                                           message=f"retrying after: {INTERRUPTED}")
+                enqueue(self.redis, self.settings, record)
+                actions.append((record["id"], "resumed"))
+        return actions
 
     def _stop_horse(self, record: dict[str, Any]) -> None:
         try:
@@ -126,6 +168,15 @@ class Reaper:
         self._stop.set()
         if self._thread:
             self._thread.join(5)
+
+
+def _attempts_on_disk(store: JobStore, job_id: str) -> int:
+    from ..storage import read_json
+
+    try:
+        return int(read_json(store.folder(job_id) / "job.json").get("attempts", 1))
+    except (OSError, ValueError):
+        return 1
 
 
 def _age(record: dict[str, Any]) -> float:

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
-from ..errors import InputError, ParamsError, Problem
+from ..errors import HisciError, InputError, ParamsError, Problem
 from ..record import JobState, new_record, now
 from ..registry import Registry
 from ..runner import resolve_inputs
 from ..settings import Settings
 from ..storage import read_json
 from . import keys
+from .idempotency import IdempotencyStore, fingerprint
 from .queueing import enqueue
 from .routing import fits, requirement, route
 from .store import JobNotFound, JobStore, UploadStore
@@ -37,6 +41,7 @@ class JobService:
         self.store = JobStore(settings.data_dir)
         self.uploads = UploadStore(settings.data_dir, int(settings.upload_limit_mb * 2**20))
         self.users = UserStore(settings.data_dir / "users.json")
+        self.idempotency = IdempotencyStore(settings.data_dir)
 
     # -- requests -------------------------------------------------------------------------
     def validate(self, plugin_id: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -85,17 +90,44 @@ class JobService:
         params = plugin.validate_request(self._resolve_links(user, plugin_id, request))
         files = resolve_inputs(plugin, params)
         redis = self._redis()
-        where = route(plugin, redis)
         needs = requirement(plugin, params, sum(p.stat().st_size for ps in files.values() for p in ps))
-        ok, why = fits(redis, where.queue, needs)
+        with redis_or_503():
+            where = route(plugin, redis)
+            ok, why = fits(redis, where.queue, needs)
         record = new_record(plugin, params, files, owner=user.name)
         record.update(queue=where.queue, fell_back=where.fell_back, routing=where.note,
                       timeout=plugin.runtime.timeout, retries=plugin.runtime.retries, attempts=0,
                       needs=needs, held=not ok, message=why)
-        self.store.write(record)
-        if ok:
-            enqueue(redis, self.settings, record)
+        self._write_and_enqueue(redis, record, enqueue_now=ok)
         return record
+
+    def submit_once(self, user: User, plugin_id: str, request: dict[str, Any],
+                    key: str | None) -> tuple[dict[str, Any], bool]:
+        """``submit`` behind an ``Idempotency-Key``: ``(record, replayed)``; a repeated key of
+        the same user returns the first job (``replayed`` True) instead of a new one."""
+        if key is None:
+            return self.submit(user, plugin_id, request), False
+
+        def existing(job_id: str) -> dict[str, Any] | None:
+            try:
+                return self.get(user, job_id)
+            except JobNotFound:
+                return None
+
+        return self.idempotency.once(user.name, key, fingerprint(plugin_id, request),
+                                     lambda: self.submit(user, plugin_id, request), existing)
+
+    def _write_and_enqueue(self, redis: Redis, record: dict[str, Any], enqueue_now: bool = True) -> None:
+        """Write the record, then enqueue; when Redis refuses, the record is removed again and
+        the caller gets 503: a failed submit leaves nothing behind that could run later."""
+        self.store.write(record)
+        if not enqueue_now:
+            return
+        try:
+            enqueue(redis, self.settings, record)
+        except RedisError as exc:
+            self.store.delete(record["id"])
+            raise RedisUnavailable.from_error(exc) from None
 
     def get(self, user: User, job_id: str) -> dict[str, Any]:
         record = self.store.read(job_id)
@@ -148,7 +180,8 @@ class JobService:
         if status.finished:
             return record
         redis = self._redis()
-        redis.set(keys.cancel(job_id), time.time(), ex=7 * 86400)
+        with redis_or_503():
+            redis.set(keys.cancel(job_id), time.time(), ex=7 * 86400)
         if status == JobState.QUEUED:
             try:
                 Job.fetch(keys.rq_job_id(job_id, record.get("attempts", 0) + 1), connection=redis).cancel()
@@ -173,35 +206,63 @@ class JobService:
         plugin = self.registry.get(plugin_id)
         params = plugin.validate_request(params)
         redis = self._redis()
-        where = route(plugin, redis)
+        with redis_or_503():
+            where = route(plugin, redis)
         record = new_record(plugin, params, resolve_inputs(plugin, params), owner=user.name)
         record.update(queue=where.queue, fell_back=where.fell_back, routing=where.note,
                       timeout=plugin.runtime.timeout, retries=plugin.runtime.retries, attempts=0,
                       needs={}, held=False, message="")
-        self.store.write(record)
-        enqueue(redis, self.settings, record)
+        self._write_and_enqueue(redis, record)
         return record
 
     def delete(self, user: User, job_id: str) -> None:
+        """A finished job's folder goes at once. An unfinished one is hidden at once (404 to
+        every reader, whatever the job still writes), cancelled, and its folder removed by the
+        reaper once the job has stopped (no heartbeat): it never reappears."""
         record = self.get(user, job_id)
-        if not JobState(record["status"]).finished:
-            self.cancel(user, job_id)
-        self.store.delete(job_id)
+        if JobState(record["status"]).finished:
+            self.store.delete(job_id)
+            return
+        self.store.mark_deleted(job_id)
+        try:
+            redis = self._redis()
+            redis.set(keys.cancel(job_id), time.time(), ex=7 * 86400)
+            Job.fetch(keys.rq_job_id(job_id, record.get("attempts", 0) + 1), connection=redis).cancel()
+        except (NoSuchJobError, InvalidJobOperation, RedisError):
+            pass  # not on a queue (running, held) or Redis away: the reaper finishes the job off
 
     # -- health ---------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
+        """Redis, the data dir, and per queue the waiting jobs and the workers live by
+        heartbeat; ``ok`` is false, with ``reasons``, when a queue has waiting jobs and no
+        live worker. ``supervisor`` is what ``hicli serve`` restarted (when it runs one)."""
         from .routing import live_workers
+        from .supervisor import read_status
 
         report: dict[str, Any] = {"data_dir_writable": _writable(self.settings.data_dir)}
+        reasons: list[str] = []
         try:
             redis = self._redis()
             redis.ping()
             report["redis"] = "ok"
-            report["queues"] = {q: {"length": Queue(q, connection=redis).count,
-                                    "workers": len(live_workers(redis, q))} for q in ("cpu", "gpu")}
+            report["queues"] = {}
+            for queue in ("cpu", "gpu"):
+                waiting, workers = Queue(queue, connection=redis).count, live_workers(redis, queue)
+                report["queues"][queue] = {"length": waiting, "workers": len(workers), "worker_names": workers}
+                if waiting and not workers:
+                    reasons.append(f"queue {queue} has {waiting} waiting job(s) and no live worker")
         except Exception as exc:  # noqa: BLE001
             report["redis"] = f"unavailable: {exc}"
-        report["ok"] = report["redis"] == "ok" and report["data_dir_writable"]
+            reasons.append(f"redis unavailable: {exc}")
+        if not report["data_dir_writable"]:
+            reasons.append(f"data dir {self.settings.data_dir} is not writable")
+        supervisor = read_status(self.settings.data_dir)
+        if supervisor is not None:
+            report["supervisor"] = supervisor
+            reasons += [f"{name}: {child['state']}" for name, child in supervisor.get("children", {}).items()
+                        if child.get("state") not in ("running", "stopped")]
+        report["ok"] = not reasons
+        report["reasons"] = reasons
         report["plugins"] = len(self.registry)
         return report
 
@@ -209,6 +270,26 @@ class JobService:
         if self.redis is None:
             raise InputError("the job service has no Redis", hint="start it with hicli serve or set HISCI_REDIS_URL")
         return self.redis
+
+
+class RedisUnavailable(HisciError):
+    """Redis (the queue) cannot be reached: HTTP 503, and nothing was written."""
+
+    code = "unavailable"
+
+    @classmethod
+    def from_error(cls, exc: Exception) -> RedisUnavailable:
+        return cls(f"the job queue (Redis) is unavailable: {exc}",
+                   hint="nothing was stored; retry shortly with the same Idempotency-Key")
+
+
+@contextmanager
+def redis_or_503() -> Iterator[None]:
+    """Turn a Redis outage into :class:`RedisUnavailable` (HTTP 503 in the error shape)."""
+    try:
+        yield
+    except RedisError as exc:
+        raise RedisUnavailable.from_error(exc) from None
 
 
 def _writable(folder: Path) -> bool:

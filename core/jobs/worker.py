@@ -21,6 +21,7 @@ from ..runner import run_plugin
 from ..settings import Settings
 from . import keys
 from .events import EventStream, Heartbeat
+from .liveness import WorkerBeat
 from .routing import advertise_capacity
 from .store import JobStore
 
@@ -45,6 +46,8 @@ def execute(job_id: str, data_dir: str) -> str:
     redis: Redis = rq_job.connection
     settings = Settings.from_env(data_dir=Path(data_dir))
     store = JobStore(settings.data_dir)
+    if store.is_deleted(job_id):
+        return "deleted"
     record = store.read(job_id)
     events = EventStream(redis, job_id)
     if redis.exists(keys.cancel(job_id)) or JobState(record["status"]).finished:
@@ -53,11 +56,11 @@ def execute(job_id: str, data_dir: str) -> str:
                                   finished=now())
         return record["status"]
     use_gpu = os.environ.get(GPU_ENV) == "1" and rq_job.origin == "gpu"
+    heartbeat = Heartbeat(redis, job_id, settings.heartbeat_ttl).start()
     record.update(host=socket.gethostname(), worker=rq_job.worker_name, attempts=record.get("attempts", 0) + 1,
                   ran_on_gpu=use_gpu, status=JobState.RUNNING.value, started=now())
     store.write(record)
     events.emit("state", status="running", host=record["host"])
-    heartbeat = Heartbeat(redis, job_id, settings.heartbeat_ttl).start()
     try:
         plugin = _find_plugin(settings, record["plugin"]["id"])
         result = run_plugin(
@@ -71,6 +74,8 @@ def execute(job_id: str, data_dir: str) -> str:
     finally:
         heartbeat.stop()
     events.emit("state", status=record["status"], reason=record.get("reason"))
+    if store.is_deleted(job_id):
+        return "deleted"  # the reaper removes the folder now that the heartbeat is gone
     if record["status"] == JobState.FAILED.value:
         _maybe_retry(settings, redis, record)
     return record["status"]
@@ -131,6 +136,49 @@ def gpu_memory_gb() -> float:
     return cupy.cuda.Device(0).mem_info[1] / 2**30
 
 
+INTERRUPTED = "interrupted by shutdown"
+
+
+class HisciWorker(Worker):
+    """An RQ worker whose SIGTERM/SIGINT stops at once: the work horse (and its process group)
+    is killed and the running job is marked ``failed: interrupted by shutdown``; the reaper
+    retries it on the next start when the plugin allows retries. RQ's default (finish the job
+    first) would outlive ``hicli serve`` and orphan the work horse."""
+
+    hisci_settings: Settings | None = None
+    _hisci_job: str | None = None
+
+    def execute_job(self, job, queue):  # noqa: ANN001 - RQ's signature
+        self._hisci_job = job.args[0] if job.args else None
+        try:
+            return super().execute_job(job, queue)
+        finally:
+            self._hisci_job = None
+
+    def request_stop(self, signum, frame):  # noqa: ANN001 - a signal handler
+        log.warning("worker %s: stopping (signal %s)", self.name, signum)
+        job_id = self._hisci_job
+        if self.horse_pid:
+            self.kill_horse()
+            self.wait_for_horse()
+        if job_id and self.hisci_settings is not None:
+            mark_interrupted(self.hisci_settings, job_id)
+        raise SystemExit(0)
+
+    request_force_stop = request_stop
+
+
+def mark_interrupted(settings: Settings, job_id: str) -> None:
+    """``failed: interrupted by shutdown`` for a job that was still running."""
+    store = JobStore(settings.data_dir)
+    try:
+        record = store.read(job_id)
+    except HisciError:
+        return
+    if record.get("status") == JobState.RUNNING.value:
+        store.update(job_id, status=JobState.FAILED.value, reason=INTERRUPTED, finished=now())
+
+
 def start_worker(settings: Settings, queues: list[str], gpu: bool = False, burst: bool = False,
                  name: str | None = None) -> bool:
     """Serve ``queues`` until stopped (or until empty with ``burst``)."""
@@ -143,9 +191,11 @@ def start_worker(settings: Settings, queues: list[str], gpu: bool = False, burst
     os.environ[GPU_ENV] = "1" if gpu else "0"
     _warm(registry_for(Settings.from_env(data_dir=settings.data_dir.resolve())))
     redis = Redis.from_url(settings.redis_url)
-    worker = Worker([Queue(q, connection=redis) for q in queues], connection=redis, name=name)
+    worker = HisciWorker([Queue(q, connection=redis) for q in queues], connection=redis, name=name)
+    worker.hisci_settings = settings
     capacity = (total_memory_gb(), gpu_memory_gb() if gpu else 0.0)
     stop = threading.Event()
+    alive = WorkerBeat(redis, worker.name, queues, settings.heartbeat_ttl, pid=os.getpid()).start()
 
     def advertise() -> None:
         while not stop.is_set():
@@ -160,3 +210,4 @@ def start_worker(settings: Settings, queues: list[str], gpu: bool = False, burst
         return worker.work(burst=burst, logging_level="WARNING")
     finally:
         stop.set()
+        alive.stop()
