@@ -82,6 +82,7 @@ class Supervisor:
         restarted = []
         now = time.monotonic()
         with self._lock:
+            before = [c.summary() for c in self.children]
             for child in self.children:
                 while child.recent and now - child.recent[0] > 60.0:
                     child.recent.popleft()
@@ -93,7 +94,8 @@ class Supervisor:
                         continue
                     if self._restart(child, now):
                         restarted.append(child.name)
-        if restarted:
+            changed = before != [c.summary() for c in self.children]
+        if changed:
             self._write()
         return restarted
 
