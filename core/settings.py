@@ -6,14 +6,16 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 class Settings(BaseModel):
     """Where hisci keeps data and finds plugins and Redis.
 
     Environment variables: ``HISCI_DATA_DIR``, ``HISCI_PLUGIN_PATH`` (os.pathsep-separated),
-    ``HISCI_REDIS_URL``, ``HISCI_NO_ENTRY_POINTS`` (1 to skip installed plugins),
+    ``HISCI_REDIS_URL`` (``redis://:PASSWORD@host:port/0``, ``rediss://`` for TLS, or ``unix://``), ``HISCI_NO_ENTRY_POINTS`` (1 to skip installed plugins),
     ``HISCI_NO_BUILTINS`` (1 to skip built-in plugins), ``HISCI_TRACE`` (1 to log discovery),
     ``HISCI_UPLOAD_LIMIT_MB``, ``HISCI_HEARTBEAT_TTL``, ``HISCI_REAPER_INTERVAL`` and
     ``HISCI_CANCEL_GRACE`` (seconds) for the job service.
@@ -31,6 +33,14 @@ class Settings(BaseModel):
     heartbeat_ttl: float = 10.0
     reaper_interval: float = 2.0
     cancel_grace: float = 10.0
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        """``redis://[:password@]host:port/db``, ``rediss://`` (TLS) or ``unix://[:password@]/path``."""
+        if value and value.split("://", 1)[0] not in REDIS_SCHEMES:
+            raise ValueError(f"HISCI_REDIS_URL must start with redis://, rediss:// or unix://, not {value[:12]!r}...")
+        return value
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

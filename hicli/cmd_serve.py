@@ -27,13 +27,14 @@ def serve_cmd(host: str, port: int, data_dir: str | None, workers: int) -> None:
     import uvicorn
 
     from hisci.api import create_app
-    from hisci.jobs import EmbeddedRedis, JobService
+    from hisci.jobs import JobService
+    from hisci.jobs.redis_server import redacted, start_embedded_redis
 
     settings = Settings.from_env(data_dir=Path(data_dir) if data_dir else None)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     redis = None
     if not settings.redis_url:
-        redis = EmbeddedRedis(settings.data_dir / "redis").start()
+        redis = start_embedded_redis(settings.data_dir)
         settings = settings.model_copy(update={"redis_url": redis.url})
     env = {**os.environ, "HISCI_REDIS_URL": settings.redis_url, "HISCI_DATA_DIR": str(settings.data_dir.resolve())}
     worker = [sys.executable, "-m", "hicli.main", "worker"]
@@ -51,7 +52,7 @@ def serve_cmd(host: str, port: int, data_dir: str | None, workers: int) -> None:
     url = f"http://{host}:{port}"
     click.echo(f"hisci serving {len(registry)} plugins at {url}  (API {url}/api/v1, docs {url}/docs)")
     click.echo(f"admin token: {token}   (also in {token_file})")
-    click.echo(f"redis: {settings.redis_url}   data: {settings.data_dir.resolve()}")
+    click.echo(f"redis: {redacted(settings.redis_url)}   data: {settings.data_dir.resolve()}")
     for problem in registry.problems:
         click.echo(f"invalid plugin {problem.id}: {problem.error.message}", err=True)
     try:

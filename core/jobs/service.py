@@ -19,7 +19,7 @@ from ..runner import resolve_inputs
 from ..settings import Settings
 from ..storage import read_json
 from . import keys
-from .queueing import enqueue
+from .queueing import SERIALIZER, enqueue
 from .routing import fits, requirement, route
 from .store import JobNotFound, JobStore, UploadStore
 from .users import User, UserStore
@@ -151,7 +151,8 @@ class JobService:
         redis.set(keys.cancel(job_id), time.time(), ex=7 * 86400)
         if status == JobState.QUEUED:
             try:
-                Job.fetch(keys.rq_job_id(job_id, record.get("attempts", 0) + 1), connection=redis).cancel()
+                Job.fetch(keys.rq_job_id(job_id, record.get("attempts", 0) + 1), connection=redis,
+                          serializer=SERIALIZER).cancel()
             except NoSuchJobError:
                 pass
             return self.store.update(job_id, status=JobState.CANCELLED.value, finished=now(),
@@ -197,7 +198,7 @@ class JobService:
             redis = self._redis()
             redis.ping()
             report["redis"] = "ok"
-            report["queues"] = {q: {"length": Queue(q, connection=redis).count,
+            report["queues"] = {q: {"length": Queue(q, connection=redis, serializer=SERIALIZER).count,
                                     "workers": len(live_workers(redis, q))} for q in ("cpu", "gpu")}
         except Exception as exc:  # noqa: BLE001
             report["redis"] = f"unavailable: {exc}"
