@@ -16,6 +16,8 @@ class Settings(BaseModel):
 
     Environment variables: ``HISCI_DATA_DIR``, ``HISCI_PLUGIN_PATH`` (os.pathsep-separated),
     ``HISCI_REDIS_URL`` (``redis://:PASSWORD@host:port/0``, ``rediss://`` for TLS, or ``unix://``), ``HISCI_NO_ENTRY_POINTS`` (1 to skip installed plugins),
+    ``HISCI_DATA_ROOTS`` (os.pathsep-separated folders whose files admins may name as job
+    inputs; none by default), ``HISCI_MAX_REQUEST_MB`` (JSON body cap, default 2),
     ``HISCI_NO_BUILTINS`` (1 to skip built-in plugins), ``HISCI_TRACE`` (1 to log discovery),
     ``HISCI_UPLOAD_LIMIT_MB``, ``HISCI_HEARTBEAT_TTL``, ``HISCI_REAPER_INTERVAL`` and
     ``HISCI_CANCEL_GRACE`` (seconds) for the job service.
@@ -26,6 +28,8 @@ class Settings(BaseModel):
     data_dir: Path = Field(default_factory=lambda: Path("hisci-data"))
     plugin_path: tuple[Path, ...] = ()
     redis_url: str | None = None
+    data_roots: tuple[Path, ...] = ()
+    max_request_mb: float = 2.0
     builtins: bool = True
     entry_points: bool = True
     trace: bool = False
@@ -52,12 +56,15 @@ class Settings(BaseModel):
             values["plugin_path"] = tuple(
                 Path(p) for p in env["HISCI_PLUGIN_PATH"].split(os.pathsep) if p
             )
+        if env.get("HISCI_DATA_ROOTS"):
+            values["data_roots"] = tuple(Path(p) for p in env["HISCI_DATA_ROOTS"].split(os.pathsep) if p)
         if env.get("HISCI_REDIS_URL"):
             values["redis_url"] = env["HISCI_REDIS_URL"]
         for name, key in (("HISCI_UPLOAD_LIMIT_MB", "upload_limit_mb"),
                           ("HISCI_HEARTBEAT_TTL", "heartbeat_ttl"),
                           ("HISCI_REAPER_INTERVAL", "reaper_interval"),
-                          ("HISCI_CANCEL_GRACE", "cancel_grace")):
+                          ("HISCI_CANCEL_GRACE", "cancel_grace"),
+                          ("HISCI_MAX_REQUEST_MB", "max_request_mb")):
             if env.get(name):
                 values[key] = float(env[name])
         values["builtins"] = env.get("HISCI_NO_BUILTINS", "") not in ("1", "true", "yes")

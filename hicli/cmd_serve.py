@@ -21,10 +21,14 @@ from .errors import handle_errors
 @click.option("--port", default=8321, show_default=True, type=int)
 @click.option("--data-dir", default=None, help="Where jobs, uploads and users live (default ./hisci-data).")
 @click.option("--workers", default=1, show_default=True, help="CPU workers to start.")
+@click.option("--https", is_flag=True, help="Served over https (behind a TLS proxy): the login cookie gets Secure.")
 @handle_errors
-def serve_cmd(host: str, port: int, data_dir: str | None, workers: int) -> None:
+def serve_cmd(host: str, port: int, data_dir: str | None, workers: int, https: bool) -> None:
     """Start the service. Without HISCI_REDIS_URL a private redis-server is started."""
     import uvicorn
+
+    if https:
+        os.environ["HISCI_HTTPS"] = "1"
 
     from hisci.api import create_app
     from hisci.jobs import JobService
