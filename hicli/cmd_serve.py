@@ -36,9 +36,10 @@ def _on_sigterm(signum: int, _frame: object) -> None:
 @click.option("--max-restarts", default=5, show_default=True, type=click.IntRange(1, 1000),
               help="Restarts per minute of one worker or the embedded Redis before serve stops trying "
                    "for the rest of that minute.")
+@click.option("--https", is_flag=True, help="Served over https (behind a TLS proxy): the login cookie gets Secure.")
 @handle_errors
 def serve_cmd(host: str, port: int, data_dir: str | None, workers: int, api_workers: int,
-              max_restarts: int) -> None:
+              max_restarts: int, https: bool) -> None:
     """Start the service. Without HISCI_REDIS_URL a private redis-server is started.
 
     Dead workers and a dead embedded Redis are restarted (see GET /api/v1/health,
@@ -47,8 +48,12 @@ def serve_cmd(host: str, port: int, data_dir: str | None, workers: int, api_work
     """
     import uvicorn
 
+    if https:
+        os.environ["HISCI_HTTPS"] = "1"
+
     from hisci.api import create_app
     from hisci.jobs import EmbeddedRedis, JobService, Reaper
+    from hisci.jobs.redis_server import redacted
     from hisci.jobs.supervisor import Supervisor
 
     settings = Settings.from_env(data_dir=Path(data_dir) if data_dir else None)
@@ -83,7 +88,7 @@ def serve_cmd(host: str, port: int, data_dir: str | None, workers: int, api_work
         url = f"http://{host}:{port}"
         click.echo(f"hisci serving {len(registry)} plugins at {url}  (API {url}/api/v1, docs {url}/docs)")
         click.echo(f"admin token: {token}   (also in {token_file})")
-        click.echo(f"redis: {settings.redis_url}   data: {settings.data_dir.resolve()}")
+        click.echo(f"redis: {redacted(settings.redis_url)}   data: {settings.data_dir.resolve()}")
         for problem in registry.problems:
             click.echo(f"invalid plugin {problem.id}: {problem.error.message}", err=True)
         if api_workers > 1:

@@ -237,7 +237,7 @@ def test_redis_down_submit_is_503_and_writes_nothing(tmp_path, service_settings,
             error = response.json()["error"]
             assert error["code"] == "unavailable" and "Redis" in error["message"]
             assert "nothing was stored" in error["problems"][0]["hint"]
-            assert response.headers["Retry-After"] == "2"
+            assert response.headers["Retry-After"] == "5"
             jobs_dir = settings.data_dir / "jobs"
             assert not jobs_dir.exists() or list(jobs_dir.iterdir()) == []
             assert api.get("/api/v1/health").json()["ok"] is False

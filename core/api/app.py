@@ -7,13 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
 from .. import __version__
 from ..jobs import JobService, Reaper
 from ..registry import Registry
 from ..settings import Settings
 from . import errors
+from .limits import RequestLimits
 from .routes_jobs import router as jobs_router
 from .routes_misc import router as misc_router
 from .routes_plugins import router as plugins_router
@@ -44,6 +47,8 @@ def create_app(settings: Settings, registry: Registry, service: JobService | Non
     errors.install(app)
     for router in (plugins_router, jobs_router, misc_router):
         app.include_router(router, prefix=API_PREFIX)
+    _api_fallback(app)
+    app.add_middleware(RequestLimits, service=service, prefix=API_PREFIX)
     if with_web:
         _mount_web(app, settings, registry, service)
     return app
@@ -55,6 +60,23 @@ def create_app_from_env() -> FastAPI:
     settings = Settings.from_env()
     registry = Registry.discover(settings)
     return create_app(settings, registry, with_reaper=False)
+
+
+def _api_fallback(app: FastAPI) -> None:
+    """Unknown paths and wrong methods under /api/v1 answer JSON 404/405 in the error shape
+    (they would otherwise reach the web app mounted at /)."""
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    api_routes = [r for r in app.routes if isinstance(r, APIRoute) and r.path.startswith(API_PREFIX)]
+
+    @app.api_route(API_PREFIX + "/{rest:path}", methods=methods, include_in_schema=False)
+    def not_here(request: Request, rest: str) -> JSONResponse:
+        path = request.url.path
+        allowed = sorted({m for r in api_routes if r.path_regex.match(path) for m in r.methods})
+        if allowed:
+            return JSONResponse(errors.error_body("method_not_allowed", f"{request.method} is not allowed on "
+                                                  f"{path}; use {', '.join(allowed)}"),
+                                status_code=405, headers={"Allow": ", ".join(allowed)})
+        return JSONResponse(errors.error_body("not_found", f"no API endpoint {path}; see /docs"), status_code=404)
 
 
 def _mount_web(app: FastAPI, settings: Settings, registry: Registry, service: JobService) -> None:

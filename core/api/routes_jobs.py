@@ -51,14 +51,14 @@ def status(job_id: str, service: JobService = Depends(get_service),
 
 
 @router.get("/{job_id}/log")
-def log(job_id: str, offset: int = Query(0, ge=0), service: JobService = Depends(get_service),
+def log(job_id: str, offset: int = Query(0, ge=0, le=2**62), service: JobService = Depends(get_service),
         user: User = Depends(current_user)) -> dict[str, Any]:
     text, new_offset = service.log(user, job_id, offset)
     return {"text": text, "offset": new_offset, "status": service.get(user, job_id)["status"]}
 
 
 @router.get("/{job_id}/events")
-def events(job_id: str, after: str = Query("0-0", pattern=r"^\d+-\d+$"), service: JobService = Depends(get_service),
+def events(job_id: str, after: str = Query("0-0", pattern=r"^\d{1,19}-\d{1,19}$"), service: JobService = Depends(get_service),
            user: User = Depends(current_user)) -> dict[str, Any]:
     return {"events": service.events(user, job_id, after)}
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from redis import Redis
 from rq import Queue, Worker, get_current_job
+from rq.job import Job
 
 from ..errors import HisciError, UnknownPluginError
 from ..gpu import INSTALL_HINT, array_module, gpu_available
@@ -22,6 +23,7 @@ from ..settings import Settings
 from . import keys
 from .events import EventStream, Heartbeat
 from .liveness import WorkerBeat
+from .queueing import JOB_FUNCTION, SERIALIZER
 from .routing import advertise_capacity
 from .store import JobStore
 
@@ -121,6 +123,56 @@ def _warm(registry: Registry) -> None:
                 log.warning("plugin %s failed to import: %s", plugin.id, exc)
 
 
+class HisciWorker(Worker):
+    """An RQ worker that runs only hisci's job function, and stops at once on SIGTERM.
+
+    Job data is read with hisci's JSON serializer (a pickled job cannot even be decoded), and a
+    job whose function is anything but :data:`JOB_FUNCTION` is marked failed and logged before
+    a work horse is forked, so a process that reaches Redis cannot run ``os.system`` here.
+
+    SIGTERM/SIGINT kill the work horse (and its process group) and mark the running job
+    ``failed: interrupted by shutdown``; the reaper queues it again on the next start when the
+    plugin allows retries. RQ's default (finish the job first) would outlive ``hicli serve``
+    and orphan the work horse.
+    """
+
+    hisci_settings: Settings | None = None
+    _hisci_job: str | None = None
+
+    def request_stop(self, signum, frame):  # noqa: ANN001 - a signal handler
+        log.warning("worker %s: stopping (signal %s)", self.name, signum)
+        job_id = self._hisci_job
+        if self.horse_pid:
+            self.kill_horse()
+            self.wait_for_horse()
+        if job_id and self.hisci_settings is not None:
+            mark_interrupted(self.hisci_settings, job_id)
+        raise SystemExit(0)
+
+    request_force_stop = request_stop
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        self._hisci_job = str(job.args[0]) if job.args else None
+        try:
+            self._execute_checked(job, queue)
+        finally:
+            self._hisci_job = None
+
+    def _execute_checked(self, job: Job, queue: Queue) -> None:
+        try:
+            func_name = job.func_name
+        except Exception as exc:  # noqa: BLE001 - undecodable data is refused, whatever it is
+            func_name = f"<undecodable job data: {type(exc).__name__}>"
+        if func_name != JOB_FUNCTION:
+            log.error("refused RQ job %s on queue %s: function %r is not %s",
+                      job.id, queue.name, func_name, JOB_FUNCTION)
+            self.handle_job_failure(job, queue, exc_string=f"refused by hisci worker: function {func_name!r} "
+                                                          f"is not {JOB_FUNCTION}")
+            self.connection.lrem(queue.intermediate_queue_key, 1, job.id)
+            return
+        super().execute_job(job, queue)
+
+
 def total_memory_gb() -> float:
     try:
         with open("/proc/meminfo") as fh:
@@ -137,35 +189,6 @@ def gpu_memory_gb() -> float:
 
 
 INTERRUPTED = "interrupted by shutdown"
-
-
-class HisciWorker(Worker):
-    """An RQ worker whose SIGTERM/SIGINT stops at once: the work horse (and its process group)
-    is killed and the running job is marked ``failed: interrupted by shutdown``; the reaper
-    retries it on the next start when the plugin allows retries. RQ's default (finish the job
-    first) would outlive ``hicli serve`` and orphan the work horse."""
-
-    hisci_settings: Settings | None = None
-    _hisci_job: str | None = None
-
-    def execute_job(self, job, queue):  # noqa: ANN001 - RQ's signature
-        self._hisci_job = job.args[0] if job.args else None
-        try:
-            return super().execute_job(job, queue)
-        finally:
-            self._hisci_job = None
-
-    def request_stop(self, signum, frame):  # noqa: ANN001 - a signal handler
-        log.warning("worker %s: stopping (signal %s)", self.name, signum)
-        job_id = self._hisci_job
-        if self.horse_pid:
-            self.kill_horse()
-            self.wait_for_horse()
-        if job_id and self.hisci_settings is not None:
-            mark_interrupted(self.hisci_settings, job_id)
-        raise SystemExit(0)
-
-    request_force_stop = request_stop
 
 
 def mark_interrupted(settings: Settings, job_id: str) -> None:
@@ -191,7 +214,8 @@ def start_worker(settings: Settings, queues: list[str], gpu: bool = False, burst
     os.environ[GPU_ENV] = "1" if gpu else "0"
     _warm(registry_for(Settings.from_env(data_dir=settings.data_dir.resolve())))
     redis = Redis.from_url(settings.redis_url)
-    worker = HisciWorker([Queue(q, connection=redis) for q in queues], connection=redis, name=name)
+    worker = HisciWorker([Queue(q, connection=redis, serializer=SERIALIZER) for q in queues],
+                         connection=redis, name=name, serializer=SERIALIZER)
     worker.hisci_settings = settings
     capacity = (total_memory_gb(), gpu_memory_gb() if gpu else 0.0)
     stop = threading.Event()
