@@ -152,7 +152,10 @@ class HisciWorker(Worker):
     request_force_stop = request_stop
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        self._hisci_job = str(job.args[0]) if job.args else None
+        try:
+            self._hisci_job = str(job.args[0]) if job.args else None
+        except Exception:  # noqa: BLE001 - undecodable job data: refused in _execute_checked
+            self._hisci_job = None
         try:
             self._execute_checked(job, queue)
         finally:
