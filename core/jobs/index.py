@@ -74,6 +74,8 @@ def open_index(data_dir: Path, url: str | None = None) -> Engine:
         if engine is None:
             engine = _make_engine(url)
             migrate(engine)
+            if url.startswith("sqlite:///"):
+                os.chmod(url[len("sqlite:///"):], 0o600)  # it holds the users' token hashes
             _ENGINES[key] = engine
     return engine
 

@@ -238,3 +238,21 @@ class JobRecord:
             "attempt": self.attempts, "reason": (d.get("reason") or None) and str(d["reason"])[:500],
             "progress": float(d.get("progress") or 0.0),
         }
+
+
+class FolderBook:
+    """The record of a local run (``hicli run``): no index, job.json in the output folder.
+    Same ``apply`` interface as :class:`hisci.jobs.book.JobBook`."""
+
+    def __init__(self, folder: Any, record: JobRecord | dict[str, Any]) -> None:
+        from pathlib import Path
+
+        self.path = Path(folder) / "job.json"
+        self.record = record if isinstance(record, JobRecord) else JobRecord(record)
+
+    def apply(self, job_id: str, change: Any) -> JobRecord:
+        from ..storage import write_json
+
+        if change(self.record) is not False:
+            write_json(self.path, self.record.data)
+        return self.record
