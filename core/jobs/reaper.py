@@ -21,7 +21,7 @@ from .record import JobRecord, JobState
 from .routing import fits
 from .store import JobNotFound
 
-GROUP_KINDS = ("workflow", "parallel", "sweep")
+GROUP_KINDS = ("workflow", "parallel", "sweep")  # as hisci.jobs.groups (imported lazily there)
 
 log = logging.getLogger("hisci.reaper")
 
@@ -72,7 +72,7 @@ class Reaper:
             return self._check_running(record)
         self._missing_since.pop(job_id, None)
         if record.kind in GROUP_KINDS:
-            return None  # a group's state is derived from its children
+            return self._refresh_group(record)
         if record.state == JobState.HELD:
             ok, why = fits(self.redis, record.data["queue"], record.data.get("needs") or {})
             if ok:
@@ -95,7 +95,7 @@ class Reaper:
     def _check_running(self, record: JobRecord) -> str | None:
         job_id = record.id
         if record.kind in GROUP_KINDS:
-            return None
+            return self._refresh_group(record)
         cancel_at = self.redis.get(keys.cancel(job_id))
         if self.redis.exists(keys.heartbeat(job_id)):
             self._missing_since.pop(job_id, None)
@@ -121,6 +121,13 @@ class Reaper:
             if retry(self.settings, self.redis, self.book, job_id):
                 return "retried"
         return "lost"
+
+    def _refresh_group(self, record: JobRecord) -> str | None:
+        """A group's state is derived from its children (skips, stranded children)."""
+        from .groups import refresh
+
+        after = refresh(self.settings, self.redis, self.book, record.id)
+        return f"group {after.state.value}" if after.state != record.state else None
 
     def _stop_horse(self, record: dict[str, Any]) -> None:
         try:
