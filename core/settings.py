@@ -20,7 +20,8 @@ class Settings(BaseModel):
     inputs; none by default), ``HISCI_MAX_REQUEST_MB`` (JSON body cap, default 2),
     ``HISCI_NO_BUILTINS`` (1 to skip built-in plugins), ``HISCI_TRACE`` (1 to log discovery),
     ``HISCI_UPLOAD_LIMIT_MB``, ``HISCI_HEARTBEAT_TTL``, ``HISCI_REAPER_INTERVAL`` and
-    ``HISCI_CANCEL_GRACE`` (seconds) for the job service.
+    ``HISCI_CANCEL_GRACE`` (seconds) for the job service, ``HISCI_DATABASE_URL`` for the job
+    index (default: SQLite ``<data dir>/index.sqlite``; ``postgresql://user@host/db`` for PostgreSQL).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -30,6 +31,7 @@ class Settings(BaseModel):
     redis_url: str | None = None
     data_roots: tuple[Path, ...] = ()
     max_request_mb: float = 2.0
+    database_url: str | None = None
     builtins: bool = True
     entry_points: bool = True
     trace: bool = False
@@ -60,6 +62,8 @@ class Settings(BaseModel):
             values["data_roots"] = tuple(Path(p) for p in env["HISCI_DATA_ROOTS"].split(os.pathsep) if p)
         if env.get("HISCI_REDIS_URL"):
             values["redis_url"] = env["HISCI_REDIS_URL"]
+        if env.get("HISCI_DATABASE_URL"):
+            values["database_url"] = env["HISCI_DATABASE_URL"]
         for name, key in (("HISCI_UPLOAD_LIMIT_MB", "upload_limit_mb"),
                           ("HISCI_HEARTBEAT_TTL", "heartbeat_ttl"),
                           ("HISCI_REAPER_INTERVAL", "reaper_interval"),
