@@ -194,14 +194,14 @@ class JobService:
 
     def children(self, user: User, job_id: str) -> list[dict[str, Any]]:
         """The children of a group (empty for a plain job), oldest first."""
-        self.get(user, job_id)
-        return [_child_summary(c) for c in self.book.children(job_id)]
+        parent = self._own(user, job_id)
+        return [_child_summary(c) for c in _in_order(parent, self.book.children(job_id))]
 
     def get(self, user: User, job_id: str) -> dict[str, Any]:
         record = self._own(user, job_id)
         data = dict(record.data)
         if record.kind in GROUP_KINDS:
-            data["children"] = [_child_summary(c) for c in self.book.children(job_id)]
+            data["children"] = [_child_summary(c) for c in _in_order(record, self.book.children(job_id))]
         return data
 
     def _own(self, user: User, job_id: str) -> JobRecord:
@@ -401,6 +401,13 @@ def _writable(folder: Path) -> bool:
         return True
     except OSError:
         return False
+
+
+def _in_order(parent: JobRecord, children: list[JobRecord]) -> list[JobRecord]:
+    """Children in the order the group declared them (creation times can share a millisecond)."""
+    names = parent.data.get("children_names") or []
+    rank = {name: i for i, name in enumerate(names)}
+    return sorted(children, key=lambda c: rank.get(c.data.get("name"), len(rank)))
 
 
 def _child_summary(child: JobRecord) -> dict[str, Any]:
