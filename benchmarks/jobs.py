@@ -116,5 +116,101 @@ def main() -> None:
             proc.wait(10)
 
 
+GOAL_RPS = 500.0
+
+
+def api_throughput(clients: int = 50, seconds: float = 5.0, jobs: int = 200, api_workers: tuple[int, ...] = (1, 2)
+                   ) -> None:
+    """Requests/s of ``GET /jobs/{id}`` (status page) and ``GET /jobs?limit=50`` (list page) with
+    ``clients`` concurrent keep-alive clients against a real `hicli serve` (Dash mounted, no
+    workers so the seeded jobs stay queued), for each ``--api-workers`` value. The load
+    generator (asyncio + httpx) runs in this process, on the same cores as the server."""
+    import asyncio
+    import signal
+
+    for n in api_workers:
+        with tempfile.TemporaryDirectory() as tmp:
+            port, data = free_port(), Path(tmp) / "data"
+            env = {**os.environ, "HISCI_PLUGIN_PATH": str(PLUGINS), "HISCI_NO_ENTRY_POINTS": "1"}
+            env.pop("HISCI_REDIS_URL", None)
+            serve = subprocess.Popen(
+                [sys.executable, "-m", "hicli.main", "serve", "--port", str(port), "--data-dir", str(data),
+                 "--workers", "0", "--api-workers", str(n)],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent())
+            url = f"http://127.0.0.1:{port}/api/v1"
+            try:
+                deadline = time.monotonic() + 90
+                while time.monotonic() < deadline:
+                    try:
+                        if httpx.get(f"{url}/health", timeout=1).status_code == 200 and (data / "admin.token").exists():
+                            break
+                    except httpx.TransportError:
+                        pass
+                    time.sleep(0.2)
+                headers = {"Authorization": f"Bearer {(data / 'admin.token').read_text().strip()}"}
+                assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200  # Dash is mounted
+                with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+                    ids = [client.post("/jobs", json={"plugin": "slow_plugin", "request": {"extra": {"seconds": 0}}}
+                                       ).json()["id"] for _ in range(jobs)]
+                for label, paths in (("status GET /jobs/{id}", [f"/jobs/{i}" for i in ids]),
+                                     ("list GET /jobs?limit=50", ["/jobs?limit=50"])):
+                    cpu0 = _cpu(serve.pid)
+                    done, errors = asyncio.run(_hammer(url, headers, paths, clients, seconds))
+                    cpu_ms = 1000 * (_cpu(serve.pid) - cpu0) / max(done + errors, 1)
+                    rate = done / seconds
+                    print(f"{label}: {rate:.0f} requests/s with {clients} concurrent clients, --api-workers {n} "
+                          f"({errors} errors); ratio to goal {GOAL_RPS:.0f}/s = {rate / GOAL_RPS:.2f}; "
+                          f"server CPU {cpu_ms:.2f} ms/request (2 free cores: ~{2000 / cpu_ms:.0f} requests/s)")
+            finally:
+                serve.send_signal(signal.SIGTERM)
+                try:
+                    serve.wait(30)
+                except subprocess.TimeoutExpired:
+                    serve.kill()
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` and its children (the API worker processes)."""
+    import psutil
+
+    total = 0.0
+    root = psutil.Process(pid)
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            if "redis" not in proc.name():
+                times = proc.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+async def _hammer(url: str, headers: dict[str, str], paths: list[str], clients: int,
+                  seconds: float) -> tuple[int, int]:
+    """``clients`` tasks, each one keep-alive connection, looping over ``paths`` for ``seconds``."""
+    import asyncio
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    counts = [0, 0]
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as client:
+        for path in paths[:clients]:  # warm every connection
+            await client.get(path)
+        stop = time.perf_counter() + seconds
+
+        async def one(k: int) -> None:
+            i = k
+            while time.perf_counter() < stop:
+                response = await client.get(paths[i % len(paths)])
+                counts[0 if response.status_code == 200 else 1] += 1
+                i += clients
+
+        await asyncio.gather(*(one(k) for k in range(clients)))
+    return counts[0], counts[1]
+
+
 if __name__ == "__main__":
-    main()
+    if "--api-only" in sys.argv:
+        api_throughput()
+    else:
+        main()
+        api_throughput()

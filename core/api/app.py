@@ -16,6 +16,7 @@ from ..jobs import JobService, Reaper
 from ..registry import Registry
 from ..settings import Settings
 from . import errors
+from .auth import TokenCache
 from .limits import RequestLimits
 from .routes_jobs import router as jobs_router
 from .routes_misc import router as misc_router
@@ -43,6 +44,7 @@ def create_app(settings: Settings, registry: Registry, service: JobService | Non
     app = FastAPI(title="hisci", version=__version__, lifespan=lifespan,
                   description="Plugins, parameter schemas, uploads and jobs of a hisci service.")
     app.state.service = service
+    app.state.token_cache = TokenCache()
     app.state.registry = registry
     errors.install(app)
     for router in (plugins_router, jobs_router, misc_router):

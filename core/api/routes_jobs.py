@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from typing import Any
 
@@ -37,7 +38,8 @@ def submit(body: SubmitBody, response: Response, service: JobService = Depends(g
     return record
 
 
-@router.get("")
+@router.get("", responses={200: {"description": "one page of job records",
+                                 "content": {"application/json": {"schema": {"type": "object"}}}}})
 def list_jobs(status: str | None = Query(None, pattern=STATUSES, description="one state"),
               plugin: str | None = Query(None, max_length=200, description="exact plugin id"),
               owner: str | None = Query(None, max_length=64, description="admins: one user's jobs"),
@@ -46,18 +48,28 @@ def list_jobs(status: str | None = Query(None, pattern=STATUSES, description="on
               q: str | None = Query(None, max_length=200, description="text in the plugin id"),
               parent: str | None = Query(None, max_length=32, description="the children of this job group"),
               limit: int = Query(50, ge=1, le=500), cursor: str | None = Query(None, max_length=200),
-              service: JobService = Depends(get_service), user: User = Depends(current_user)) -> dict[str, Any]:
-    """Newest first; pass ``next_cursor`` as ``cursor`` for the next page (keyset pagination)."""
+              service: JobService = Depends(get_service), user: User = Depends(current_user)) -> Response:
+    """Newest first; pass ``next_cursor`` as ``cursor`` for the next page (keyset pagination).
+
+    Returns ``{"jobs": [...records], "limit", "next_cursor"}``."""
     jobs, next_cursor = service.list_jobs(user, status, plugin, limit, cursor, owner=owner,
                                           created_after=created_after, created_before=created_before,
                                           q=q, parent=parent)
-    return {"jobs": jobs, "limit": limit, "next_cursor": next_cursor}
+    return json_response({"jobs": jobs, "limit": limit, "next_cursor": next_cursor})
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", responses={200: {"description": "the job record (job.json)",
+                                          "content": {"application/json": {"schema": {"type": "object"}}}}})
 def status(job_id: str, service: JobService = Depends(get_service),
-           user: User = Depends(current_user)) -> dict[str, Any]:
-    return service.get(user, job_id)
+           user: User = Depends(current_user)) -> Response:
+    return json_response(service.get(user, job_id))
+
+
+def json_response(document: Any) -> Response:
+    """Records are plain JSON already: dumped in one C call, skipping FastAPI's per-field
+    encoder (the status and list pages are the hot paths that job pages poll)."""
+    return Response(json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False),
+                    media_type="application/json")
 
 
 @router.get("/{job_id}/children")
