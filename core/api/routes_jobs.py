@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field
 
 from ..jobs import JobService, User
 from .auth import current_user, get_service
+from .errors import responses
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=responses(401, 404, 413, 422, 503))
 STATUSES = "^(queued|running|succeeded|failed|cancelled)$"
 
 
