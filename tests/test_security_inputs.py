@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 
 from hisci.errors import InputError, ParamsError
-from hisci.jobs import User
 from hisci.requests import canonical_request
 
 from .conftest_service import bearer
@@ -115,7 +114,7 @@ def test_dash_submit_callback_refuses_the_wrapped_request(service, tokens, victi
     """The web form's submit goes through JobService.submit: the same refusal, no record."""
     path, _ = victim_file
     bob = service.users.authenticate(tokens.bob)
-    for shape, request in wrapped(path).items():
+    for request in wrapped(path).values():
         with pytest.raises((ParamsError, InputError)):
             service.submit(bob, "table_plot", request)
     assert _no_records(service)

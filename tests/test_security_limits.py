@@ -48,13 +48,13 @@ def test_json_body_over_the_cap_is_413(api, tokens) -> None:
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
 def test_non_finite_numbers_are_422(api, tokens, literal) -> None:
-    body = '{"plugin": "slow_plugin", "request": {"extra": {"seconds": %s}}}' % literal
+    body = '{"plugin": "slow_plugin", "request": {"extra": {"seconds": LIT}}}'.replace("LIT", literal)
     response = api.post("/api/v1/jobs", headers={**bearer(tokens.alice), "Content-Type": "application/json"},
                         content=body)
     assert response.status_code == 422, response.text
     problem = error_of(response)["problems"][0]
     assert problem["pointer"] == "/extra/seconds" and "not a finite number" in problem["message"]
-    validate = api.post("/api/v1/plugins/slow_plugin/validate", content='{"extra": {"seconds": %s}}' % literal,
+    validate = api.post("/api/v1/plugins/slow_plugin/validate", content='{"extra": {"seconds": LIT}}'.replace("LIT", literal),
                         headers={**bearer(tokens.alice), "Content-Type": "application/json"})
     assert validate.status_code == 422 and "not a finite number" in validate.text
 
