@@ -16,7 +16,7 @@ from .. import __version__
 from ..jobs import JobService, Reaper
 from ..registry import Registry
 from ..settings import Settings
-from . import errors
+from . import errors, links
 from .limits import RequestLimits
 from .routes_jobs import router as jobs_router
 from .routes_misc import router as misc_router
@@ -49,6 +49,7 @@ def create_app(settings: Settings, registry: Registry, service: JobService | Non
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     _api_fallback(app)
+    links.install(app)
     app.add_middleware(RequestLimits, service=service, prefix=API_PREFIX)
     if with_web:
         _mount_web(app, settings, registry, service)
