@@ -141,3 +141,12 @@ def test_openapi_documents_error_statuses(api) -> None:
     assert {"401", "404"} <= set(paths["/api/v1/jobs/{job_id}"]["get"]["responses"])
     schema = paths["/api/v1/jobs"]["post"]["responses"]["422"]["content"]["application/json"]["schema"]
     assert schema == {"$ref": "#/components/schemas/ErrorBody"}
+
+
+def test_retry_of_an_unfinished_job_is_409(api, tokens) -> None:
+    record = api.post("/api/v1/jobs", headers=bearer(tokens.alice),
+                      json={"plugin": "slow_plugin", "request": {"extra": {"seconds": 0.1}}}).json()
+    response = api.post(f"/api/v1/jobs/{record['id']}/retry", headers=bearer(tokens.alice))
+    assert response.status_code == 409 and error_of(response)["code"] == "conflict"
+    assert "is still queued" in error_of(response)["message"]
+    assert "409" in api.get("/openapi.json").json()["paths"]["/api/v1/jobs/{job_id}/retry"]["post"]["responses"]

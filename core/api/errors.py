@@ -12,13 +12,14 @@ from pydantic import BaseModel
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import HisciError, InputError, ParamsError, UnknownPluginError, ValidationError
+from ..errors import ConflictError, HisciError, InputError, ParamsError, UnknownPluginError, ValidationError
 from ..jobs.store import JobNotFound, UploadTooLarge
 
 STATUS = [
     (JobNotFound, 404),
     (UnknownPluginError, 404),
     (UploadTooLarge, 413),
+    (ConflictError, 409),
     (ParamsError, 422),
     (ValidationError, 422),
     (InputError, 422),

@@ -93,7 +93,7 @@ def cancel(job_id: str, service: JobService = Depends(get_service),
     return service.cancel(user, job_id)
 
 
-@router.post("/{job_id}/retry", status_code=201)
+@router.post("/{job_id}/retry", status_code=201, responses=responses(409))
 def retry(job_id: str, service: JobService = Depends(get_service),
           user: User = Depends(current_user)) -> dict[str, Any]:
     return service.retry(user, job_id)

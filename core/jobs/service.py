@@ -11,7 +11,7 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
-from ..errors import InputError, ParamsError, Problem
+from ..errors import ConflictError, InputError, ParamsError, Problem
 from ..inputs import InputAccess, pin_inputs, resolve_inputs
 from ..record import JobState, new_record, now
 from ..registry import Registry
@@ -149,7 +149,7 @@ class JobService:
         """A new job with the same plugin, params and inputs."""
         old = self.get(user, job_id)
         if not JobState(old["status"]).finished:
-            raise InputError(f"job {job_id} is still {old['status']}", given=old["status"],
+            raise ConflictError(f"job {job_id} is still {old['status']}", given=old["status"],
                              allowed=["succeeded", "failed", "cancelled"], hint="cancel it first")
         owner = User(old["owner"], user.admin, old.get("owner_id") or f"name:{old['owner']}")
         record = self.submit_params(owner, old["plugin"]["id"], old["params"])
