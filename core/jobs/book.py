@@ -30,8 +30,10 @@ BULK = 500
 
 @dataclass(frozen=True)
 class JobFilter:
-    """What ``GET /jobs`` may ask for. ``owner`` None means every owner (admins only)."""
+    """What ``GET /jobs`` may ask for: ``owner_id`` (a user's own jobs) or ``owner`` (a
+    name, for admins); neither means every owner (admins only)."""
 
+    owner_id: str | None = None
     owner: str | None = None
     state: str | None = None
     plugin: str | None = None
@@ -165,6 +167,8 @@ class JobBook:
 
 def _clauses(where: JobFilter) -> list[Any]:
     clauses: list[Any] = []
+    if where.owner_id is not None:
+        clauses.append(jobs.c.owner_id == where.owner_id)
     if where.owner is not None:
         clauses.append(jobs.c.owner == where.owner)
     if where.state:
