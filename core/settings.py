@@ -29,9 +29,9 @@ class Settings(BaseModel):
     data_dir: Path = Field(default_factory=lambda: Path("hisci-data"))
     plugin_path: tuple[Path, ...] = ()
     redis_url: str | None = None
+    database_url: str | None = None
     data_roots: tuple[Path, ...] = ()
     max_request_mb: float = 2.0
-    database_url: str | None = None
     builtins: bool = True
     entry_points: bool = True
     trace: bool = False

@@ -6,14 +6,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from redis import Redis
-from rq import Queue, Worker
 
 from hisci.jobs import ChildSpec, GroupSpec, JobService, User
-from hisci.jobs.queueing import SERIALIZER
+from hisci.jobs.queueing import queue
 from hisci.jobs.reaper import Reaper
 
-from .conftest_service import bearer, worker_env
+from .conftest_service import bearer, burst_worker, worker_env
 
 pytestmark = pytest.mark.redis
 
@@ -28,9 +26,7 @@ def env_for_workers(service_settings, monkeypatch):
 
 def burst(settings, queues=("cpu",)) -> None:
     """Run every job on the queues (and any they release) in an RQ burst worker, then return."""
-    redis = Redis.from_url(settings.redis_url)
-    Worker([Queue(q, connection=redis, serializer=SERIALIZER) for q in queues], connection=redis,
-           serializer=SERIALIZER).work(burst=True, logging_level="WARNING")
+    burst_worker(settings, queues)
 
 
 def table_child(service: JobService, name: str, **kw) -> ChildSpec:
@@ -120,9 +116,11 @@ def test_lost_child_is_retried_alone(service, env_for_workers, redis_conn) -> No
                                    table_child(service, "b", kind="chunk", retries=1)])
     a, b = (c["id"] for c in parent["children"])
     # a worker takes chunk "a" and dies without a trace: running, no heartbeat, no horse
-    Queue("cpu", connection=redis_conn, serializer=SERIALIZER).remove(f"hisci-{a}-1")
+    queue(redis_conn, "cpu").remove(f"hisci-{a}-1")
     service.book.apply(a, lambda r: r.start(worker="gone", host="nowhere"))
     burst(env_for_workers)  # runs "b" only
+    midway = service.get(alice, parent["id"])
+    assert midway["status"] == "running" and midway["progress"] == pytest.approx(0.5, abs=1e-4)
     reaper = Reaper(env_for_workers, redis_conn, service.book)
     time.sleep(1.0)  # the reaper trusts a missing heartbeat once Redis has been up for ttl / 2
     assert (a, "retried") in reaper.sweep()  # no heartbeat key: lost at the first sweep

@@ -5,10 +5,11 @@ with 422 and no job record is written."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from hisci.errors import InputError, ParamsError
-from hisci.jobs import User
 from hisci.requests import canonical_request
 
 from .conftest_service import bearer
@@ -111,17 +112,38 @@ def test_non_string_link_and_nul_are_422(api, tokens) -> None:
         assert response.json()["error"]["problems"], response.text
 
 
-def test_dash_submit_callback_refuses_the_wrapped_request(service, tokens, victim_file) -> None:
-    """The web form's submit goes through JobService.submit: the same refusal, no record."""
-    path, _ = victim_file
-    bob = service.users.authenticate(tokens.bob)
-    for shape, request in wrapped(path).items():
-        with pytest.raises((ParamsError, InputError)):
-            service.submit(bob, "table_plot", request)
-    assert _no_records(service)
-    from dash_app.pages import plugin_form
+def test_dash_submit_callback_refuses_the_wrapped_request(service, service_settings, tokens, victim_file) -> None:
+    """The web form's submit callback, called as the browser calls it: refused, no record."""
+    from dash_app import create_dash_app
 
-    assert "env.service.submit(user" in open(plugin_form.__file__).read()
+    path, _ = victim_file
+    client = create_dash_app(service_settings, service.registry, service).server.test_client()
+    for request in wrapped(path).values():
+        body = {"outputs": [
+                    {"id": "url", "property": "pathname"}, {"id": "hs-submit-msg", "property": "children"}],
+                "inputs": [{"id": "hs-submit", "property": "n_clicks", "value": 1}],
+                "state": [{"id": "hs-request", "property": "data", "value": request},
+                          {"id": "hs-form-ref", "property": "data", "value": {"id": "table_plot"}},
+                          {"id": "hs-token", "property": "data", "value": tokens.bob},
+                          {"id": "hs-lang", "property": "data", "value": "en"}],
+                "changedPropIds": ["hs-submit.n_clicks"]}
+        answer = _dash_call(client, body)
+        assert "/jobs/" not in json.dumps(answer.get("url", {})), answer
+        message = json.dumps(answer["hs-submit-msg"])
+        assert "Hiplot wrapping" in message or "only key" in message or "not an upload of yours" in message, message
+    assert _no_records(service)
+
+
+def _dash_call(client, body: dict) -> dict:
+    import re
+
+    callbacks = client.get("/_dash-dependencies").get_json()
+    callback = next(c for c in callbacks if "hs-submit-msg.children" in c["output"])
+    body["output"] = callback["output"]
+    response = client.post("/_dash-update-component", json=body)
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    assert re.search("multi", response.get_data(as_text=True))
+    return response.get_json()["response"]
 
 
 def test_hicli_submit_refuses(live_service, tmp_path) -> None:

@@ -28,7 +28,10 @@ def test_raw_client_without_password_is_refused(redis_server: EmbeddedRedis) -> 
     wrong = redis_lib.Redis(host="127.0.0.1", port=redis_server.port, password="guess", socket_timeout=2)
     with pytest.raises(redis_lib.exceptions.AuthenticationError):
         wrong.ping()
-    assert redis_lib.Redis.from_url(redis_server.url).ping() is True
+    client = redis_lib.Redis.from_url(redis_server.url)
+    assert client.ping() is True
+    with pytest.raises(redis_lib.exceptions.ResponseError, match="unknown command"):
+        client.config_set("dir", "/tmp")  # the classic write-a-file-through-Redis attack
 
 
 def test_config_file_and_folder_are_private_and_restart_keeps_url(tmp_path) -> None:

@@ -10,12 +10,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.routing import compile_path
 
 from .. import __version__
 from ..jobs import JobService, Reaper
 from ..registry import Registry
 from ..settings import Settings
-from . import errors
+from . import errors, links
 from .auth import TokenCache
 from .limits import RequestLimits
 from .routes_jobs import router as jobs_router
@@ -23,6 +24,7 @@ from .routes_misc import router as misc_router
 from .routes_plugins import router as plugins_router
 
 API_PREFIX = "/api/v1"
+ROUTERS = (plugins_router, jobs_router, misc_router)
 log = logging.getLogger("hisci.api")
 
 
@@ -33,7 +35,7 @@ def create_app(settings: Settings, registry: Registry, service: JobService | Non
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        reaper = Reaper(settings, service.redis).start() if with_reaper and service.redis else None
+        reaper = Reaper(settings, service.redis, service.book).start() if with_reaper and service.redis else None
         if reaper:
             reaper.resume_interrupted()  # jobs the last shutdown interrupted, when retries allow
             reaper.sweep()  # reconcile records with Redis at start
@@ -47,9 +49,10 @@ def create_app(settings: Settings, registry: Registry, service: JobService | Non
     app.state.token_cache = TokenCache()
     app.state.registry = registry
     errors.install(app)
-    for router in (plugins_router, jobs_router, misc_router):
+    for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     _api_fallback(app)
+    links.install(app)
     app.add_middleware(RequestLimits, service=service, prefix=API_PREFIX)
     if with_web:
         _mount_web(app, settings, registry, service)
@@ -68,12 +71,13 @@ def _api_fallback(app: FastAPI) -> None:
     """Unknown paths and wrong methods under /api/v1 answer JSON 404/405 in the error shape
     (they would otherwise reach the web app mounted at /)."""
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-    api_routes = [r for r in app.routes if isinstance(r, APIRoute) and r.path.startswith(API_PREFIX)]
+    api_routes = [(compile_path(API_PREFIX + r.path)[0], r.methods) for router in ROUTERS for r in router.routes
+                  if isinstance(r, APIRoute)]
 
     @app.api_route(API_PREFIX + "/{rest:path}", methods=methods, include_in_schema=False)
     def not_here(request: Request, rest: str) -> JSONResponse:
         path = request.url.path
-        allowed = sorted({m for r in api_routes if r.path_regex.match(path) for m in r.methods})
+        allowed = sorted({m for regex, ms in api_routes if regex.match(path) for m in ms})
         if allowed:
             return JSONResponse(errors.error_body("method_not_allowed", f"{request.method} is not allowed on "
                                                   f"{path}; use {', '.join(allowed)}"),

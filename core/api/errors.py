@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import HisciError, InputError, ParamsError, UnknownPluginError, ValidationError
+from ..errors import ConflictError, HisciError, InputError, ParamsError, UnknownPluginError, ValidationError
 from ..jobs.idempotency import IdempotencyConflict
 from ..jobs.service import RedisUnavailable
 from ..jobs.store import JobNotFound, UploadTooLarge
@@ -23,6 +23,7 @@ STATUS = [
     (JobNotFound, 404),
     (UnknownPluginError, 404),
     (UploadTooLarge, 413),
+    (ConflictError, 409),
     (ParamsError, 422),
     (ValidationError, 422),
     (InputError, 422),
@@ -36,7 +37,7 @@ def error_body(code: str, message: str, problems: list[dict[str, Any]] | None = 
 def install(app: FastAPI) -> None:
     @app.exception_handler(HisciError)
     async def hisci_error(_: Request, exc: HisciError) -> JSONResponse:
-        status = next((s for cls, s in STATUS if isinstance(exc, cls)), 400)
+        status = next((s for cls, s in STATUS if isinstance(exc, cls)), 422)
         problems = [{"pointer": p.pointer, "message": p.message, "given": _safe(p.given),
                      "allowed": _safe(p.allowed), "hint": p.hint} for p in exc.problems]
         return JSONResponse(error_body(exc.code, exc.message if len(problems) > 1 else str(exc), problems),
@@ -57,6 +58,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's "error parsing the body": a malformed request, like the rest
+            return JSONResponse(error_body("malformed_request", str(exc.detail)), status_code=422)
         codes = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
                  503: "unavailable"}
         return JSONResponse(error_body(codes.get(exc.status_code, "error"), str(exc.detail)),

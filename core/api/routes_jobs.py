@@ -14,8 +14,9 @@ from pydantic import BaseModel, Field
 from ..jobs import JobService, User
 from ..jobs.record import STATES
 from .auth import current_user, get_service
+from .errors import responses
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=responses(401, 404, 413, 422, 503))
 STATUSES = f"^({'|'.join(STATES)})$"
 
 
@@ -128,7 +129,7 @@ def cancel(job_id: str, service: JobService = Depends(get_service),
     return service.cancel(user, job_id)
 
 
-@router.post("/{job_id}/retry", status_code=201)
+@router.post("/{job_id}/retry", status_code=201, responses=responses(409))
 def retry(job_id: str, service: JobService = Depends(get_service),
           user: User = Depends(current_user)) -> dict[str, Any]:
     return service.retry(user, job_id)

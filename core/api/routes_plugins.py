@@ -8,8 +8,9 @@ from fastapi import APIRouter, Body, Depends, Query
 
 from ..jobs import JobService, User
 from .auth import current_user, get_service
+from .errors import responses
 
-router = APIRouter(prefix="/plugins", tags=["plugins"])
+router = APIRouter(prefix="/plugins", tags=["plugins"], responses=responses(401, 404, 413, 422))
 
 
 @router.get("")

@@ -23,10 +23,6 @@ def queue(redis: Redis, name: str) -> Queue:
     """The RQ queue ``name`` with hisci's serializer."""
     return Queue(name, connection=redis, serializer=SERIALIZER)
 
-#: Kept for callers of the job layer's name for it.
-EXECUTE = JOB_FUNCTION
-
-
 
 def enqueue(redis: Redis, settings: Settings, record: dict[str, Any], depends_on: list[str] | None = None,
             allow_failure: bool = False) -> str:

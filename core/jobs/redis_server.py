@@ -100,7 +100,9 @@ class EmbeddedRedis:
         text = "\n".join([
             "# written by hisci: the embedded Redis (127.0.0.1 only, password required)",
             f"port {self.port}", "bind 127.0.0.1", "protected-mode yes", f"requirepass {self.password}",
-            'save ""', "appendonly no", f"dir {self.folder.resolve()}", "loglevel warning", "",
+            'save ""', "appendonly no",
+            # no file writes or module loads through Redis, even with the password
+            'rename-command CONFIG ""', 'rename-command DEBUG ""', 'rename-command MODULE ""', f"dir {self.folder.resolve()}", "loglevel warning", "",
         ])
         fd = os.open(self.conf_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -15,7 +15,7 @@ from rq import Queue
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
-from ..errors import HisciError, InputError, ParamsError, Problem
+from ..errors import ConflictError, HisciError, InputError, ParamsError, Problem
 from ..inputs import InputAccess, pin_inputs
 from ..record import new_record
 from ..registry import Registry
@@ -118,7 +118,7 @@ class JobService:
             where = route(plugin, redis)
             ok, why = fits(redis, where.queue, needs)
         record = JobRecord(new_record(plugin, params, files, owner=user.name))
-        record.note(owner_id=getattr(user, "id", None), queue=where.queue, fell_back=where.fell_back,
+        record.note(owner_id=user.id, queue=where.queue, fell_back=where.fell_back,
                     routing=where.note, timeout=plugin.runtime.timeout, retries=plugin.runtime.retries,
                     attempts=0, needs=needs, held=False, message="", kind="job", parent_id=None, **fields)
         if not ok:
@@ -159,7 +159,7 @@ class JobService:
         redis = self._redis()
         group_plugin = self.registry.get(parent.plugin)
         head = JobRecord(new_record(group_plugin, parent.request, {}, owner=user.name))
-        head.note(owner_id=getattr(user, "id", None), kind=parent.kind, parent_id=None, queue=None, attempts=0,
+        head.note(owner_id=user.id, kind=parent.kind, parent_id=None, queue=None, attempts=0,
                   retries=0, held=False, message="", children_names=names, **parent.fields)
         made: dict[str, JobRecord] = {}
         for spec in specs:
@@ -174,7 +174,7 @@ class JobService:
             record = JobRecord(new_record(plugin, params, files, owner=user.name))
             with redis_or_503():
                 queue = spec.queue or route(plugin, redis).queue
-            record.note(owner_id=getattr(user, "id", None), kind=spec.kind, name=spec.name, parent_id=head.id,
+            record.note(owner_id=user.id, kind=spec.kind, name=spec.name, parent_id=head.id,
                         queue=queue, timeout=plugin.runtime.timeout, attempts=0, held=False, message="",
                         retries=plugin.runtime.retries if spec.retries is None else spec.retries,
                         allow_failure=spec.allow_failure, runner=spec.runner, **spec.fields)
@@ -218,8 +218,8 @@ class JobService:
         an admin sees everyone's, or one ``owner``'s. Top-level jobs unless ``parent``."""
         if owner is not None and not user.admin and owner != user.name:
             raise InputError("only admins may list other users' jobs", given=owner, hint="leave owner out")
-        who = (owner if owner is not None else None) if user.admin else user.name
-        where = JobFilter(owner=who, state=status, plugin=plugin, created_after=created_after,
+        mine = {"owner": owner} if user.admin else {"owner_id": user.id}
+        where = JobFilter(**mine, state=status, plugin=plugin, created_after=created_after,
                           created_before=created_before, q=q, parent_id=parent)
         return self.book.page(where, limit, cursor)
 
@@ -289,11 +289,11 @@ class JobService:
         A group: its failed and cancelled children run again (new attempts), nothing else."""
         old = self._own(user, job_id)
         if not old.state.finished:
-            raise InputError(f"job {job_id} is still {old.state.value}", given=old.state.value,
+            raise ConflictError(f"job {job_id} is still {old.state.value}", given=old.state.value,
                              allowed=["succeeded", "failed", "cancelled"], hint="cancel it first")
         if old.kind in GROUP_KINDS:
             return self._retry_group(user, old)
-        owner = User(old.owner or user.name, user.admin, old.data.get("owner_id") or user.id)
+        owner = User(old.owner or user.name, user.admin, old.data.get("owner_id") or f"name:{old.owner}")
         return self.submit_params(owner, old.plugin_id, old.data["params"], retry_of=job_id)
 
     def _retry_group(self, user: User, parent: JobRecord) -> dict[str, Any]:
