@@ -89,7 +89,7 @@ class RunContext:
                          hint=f"paste it into textarea.{name} or pass --input {name}=FILE")
 
     @contextmanager
-    def field(self, name: str, *, file: str | Path = "") -> Iterator[Any]:
+    def field(self, name: str, *, file: str | Path = "", hint: str = "") -> Iterator[Any]:
         """Blame a parameter (or an input) for any ``ValueError`` raised inside the block.
 
         Parameters
@@ -97,6 +97,7 @@ class RunContext:
         name : an ``extra`` field name (pointer ``/extra/<name>``), or a JSON pointer
             such as ``"/data/poni"``.
         file : the input file the error is about, if any (reported as its name).
+        hint : what to change, when the message alone does not say.
 
         Yields
         ------
@@ -118,7 +119,7 @@ class RunContext:
             yield value
         except ValueError as exc:
             raise InputError(str(exc), pointer=pointer, file=Path(file).name if file else "",
-                             given=value) from None
+                             given=value, hint=hint) from None
 
     def progress(self, fraction: float, message: str = "") -> None:
         """Report progress (0..1 of the current span) and a message.

@@ -28,7 +28,7 @@ def test_show_prints_parameters_with_constraints(cli) -> None:
     result = cli.invoke(hicli, ["show", "table_plot"])
     assert result.exit_code == 0
     assert 'chart_type           default="scatter"  one of scatter, line, bar, box' in result.output
-    assert "opacity              default=0.8  number in [0.1, 1.0]" in result.output
+    assert "opacity              default=0.8  number in [0.1, 1]" in result.output
 
 
 def test_validate_samples_ok_and_broken_exit_1(cli, plugin_copy) -> None:
