@@ -17,6 +17,7 @@ from pydantic import ValidationError as PydanticError
 from . import schema_check as schemas
 from .errors import PluginLoadError, Problem
 from .expressions import check_ui_expressions
+from .leniency import tolerate
 from .models import DataSpec, Meta, Runtime, UiSpec
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ class Plugin:
     ui: UiSpec
     raw: dict[str, Any] = field(repr=False, compare=False)
     package: str | None = None
+    warnings: tuple[Problem, ...] = field(default=(), compare=False)
 
     @property
     def runtime(self) -> Runtime | None:
@@ -130,6 +132,7 @@ class Plugin:
             "gpu": self.runtime.gpu if self.runtime else None,
             **self.meta.card(lang),
             "version": self.version,
+            "warnings": [w.as_dict() for w in self.warnings],
         }
 
 
@@ -144,12 +147,13 @@ def load_plugin(folder: Path, source: str = "path", package: str | None = None) 
             file=str(folder), given=plugin_id, hint="rename the folder"))
     raw: dict[str, Any] = {}
     for name in JSON_FILES:
-        path = folder / name
-        document, found = schemas.read_json(path)
+        document, found = schemas.read_json(folder / name)
         problems += found
         if not found:
-            problems += schemas.check(document, name.split(".")[0], file=str(path))
             raw[name] = document
+    raw, warnings = tolerate(raw, str(folder))
+    for name, document in raw.items():
+        problems += schemas.check(document, name.split(".")[0], file=str(folder / name))
     if problems:
         raise PluginLoadError(problems, plugin_id=plugin_id, summary=f"plugin '{plugin_id}' is invalid")
     try:
@@ -161,7 +165,7 @@ def load_plugin(folder: Path, source: str = "path", package: str | None = None) 
             [Problem(e["msg"], pointer=schemas.pointer(e["loc"]), file=str(folder)) for e in exc.errors()],
             plugin_id=plugin_id, summary=f"plugin '{plugin_id}' is invalid",
         ) from None
-    plugin = Plugin(plugin_id, folder, source, meta, data, ui, raw, package)
+    plugin = Plugin(plugin_id, folder, source, meta, data, ui, raw, package, tuple(warnings))
     problems += _check_entry(plugin)
     problems += check_ui_expressions(plugin.ui, file=str(folder / "ui.json"))
     problems += plugin.params.problems

@@ -60,6 +60,11 @@ class Registry:
                 log.warning("discovery: %s from %s (%s)", cand.folder.name, cand.folder, cand.source)
         return cls(plugins, tuple(rejected))
 
+    @property
+    def warnings(self) -> list[Problem]:
+        """Quirks Hiplot tolerates, in the plugins that loaded (each names its file)."""
+        return [w for plugin in self for w in plugin.warnings]
+
     def get(self, plugin_id: str) -> Plugin:
         try:
             return self.plugins[plugin_id]
