@@ -21,6 +21,7 @@ from .leniency import tolerate
 from .models import DataSpec, Meta, Runtime, UiSpec
 
 if TYPE_CHECKING:
+    from .form import FileTexts
     from .params import ParamSpec
 
 PLUGIN_ID = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -72,19 +73,25 @@ class Plugin:
         """The JSON Schema of a run request, derived from data.json and ui.json."""
         return self.params.json_schema
 
-    def validate_request(self, request: dict[str, Any] | None = None) -> dict[str, Any]:
+    def validate_request(self, request: dict[str, Any] | None = None,
+                         files: FileTexts | None = None) -> dict[str, Any]:
         """Fill defaults and validate; raise ParamsError listing every problem.
 
         Values of ``extra`` fields that the form hides for this request (``if``/``if_func``
         false) are dropped first, so a hidden field keeps its default, as in Hiplot's form.
+
+        Parameters
+        ----------
+        request : the run request (flat or Hiplot-shaped).
+        files : input id -> text, path or paths of the input files, so that visibility is
+            judged as the form judged it (``retriveUniqueLine`` reads an uploaded file).
+            Without them, a field that only a file's content could hide is kept.
         """
-        from .expressions import prune_hidden
+        from .form import prune_hidden
 
         request = self.params.normalize(request or {})
-        try:
-            request = prune_hidden(self.ui, request, self.params.fill_defaults(request))
-        except Exception:  # noqa: BLE001 - a malformed request is reported by validate below
-            pass
+        if isinstance(request, dict):
+            request = prune_hidden(self.ui, request, self.params.fill_defaults(request), files)
         return self.params.validate(request)
 
     def example_request(self, index: int = 0) -> dict[str, Any]:

@@ -69,6 +69,21 @@ def resolve_inputs(plugin: Plugin, params: dict[str, Any], base: Path | None = N
     return resolved
 
 
+def existing_inputs(plugin: Plugin, request: dict[str, Any], base: Path | None = None) -> dict[str, list[Path]]:
+    """The input files a request names that exist, for judging the form's visibility
+    (a missing one is reported by :func:`resolve_inputs` after validation)."""
+    found: dict[str, list[Path]] = {}
+    for name, entry in (request.get("data") or {}).items():
+        links = (entry.get("link") or entry.get("value")) if isinstance(entry, dict) else None
+        for link in [links] if isinstance(links, str) else (links or []):
+            path = Path(str(link)).expanduser()
+            for candidate in [path] if path.is_absolute() else [(base or Path.cwd()) / path, plugin.folder / path]:
+                if link and candidate.is_file():
+                    found.setdefault(name, []).append(candidate)
+                    break
+    return found
+
+
 def _find(plugin: Plugin, name: str, link: str, base: Path | None) -> Path:
     path = Path(link).expanduser()
     tries = [path] if path.is_absolute() else [(base or Path.cwd()) / path, plugin.folder / path]
@@ -122,8 +137,8 @@ def run_plugin(
     import numpy
 
     if params is None:
-        params = plugin.validate_request(
-            build_request(plugin, request, inputs=inputs, example=example, example_index=example_index))
+        request = build_request(plugin, request, inputs=inputs, example=example, example_index=example_index)
+        params = plugin.validate_request(request, files=existing_inputs(plugin, request))
     entry = plugin.load_entry()
     files = resolve_inputs(plugin, params)
     output_dir = prepare_output(output_dir)
