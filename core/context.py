@@ -73,7 +73,7 @@ class RunContext:
         files = self._inputs.get(name)
         if not files:
             raise InputError(f"input '{name}' was not given", pointer=f"/data/{name}",
-                             hint=f"pass --input {name}=PATH")
+                             hint=f"give a file for input '{name}'")
         return files[0]
 
     def table(self, name: str) -> Any:
@@ -86,7 +86,7 @@ class RunContext:
         if text:
             return read_table_text(text, source=f"textarea.{name}")
         raise InputError(f"table '{name}' was not given", pointer=f"/data/{name}",
-                         hint=f"paste it into textarea.{name} or pass --input {name}=FILE")
+                         hint=f"paste the table into textarea.{name} or give a file for input '{name}'")
 
     @contextmanager
     def field(self, name: str, *, file: str | Path = "", hint: str = "") -> Iterator[Any]:

@@ -18,7 +18,7 @@ prunes with it (:func:`prune_hidden`), so both agree on every field.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -273,8 +273,3 @@ def prune_hidden(ui: Any, request: Mapping[str, Any], params: Mapping[str, Any],
     declared = {key for section, key, _ in widgets(ui) if section == "extra"}
     return {**request, "extra": {k: v for k, v in extra.items() if k in shown or k not in declared}}
 
-
-def hidden_keys(ui: Any, params: Mapping[str, Any], files: FileTexts | None = None) -> set[str]:
-    """``extra`` widgets hidden for ``params``."""
-    declared: Iterable[str] = (key for section, key, _ in widgets(ui) if section == "extra")
-    return set(declared) - active_fields(ui, params, files=files)["extra"]

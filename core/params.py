@@ -206,7 +206,8 @@ class ParamSpec:
                 problems.append(Problem(
                     f"required input '{key}' was not given", pointer=f"/data/{key}",
                     allowed=widget.exts or None,
-                    hint=f"pass --input {key}=PATH (or paste the table into textarea.{key})"))
+                    hint=f"give a file for input '{key}'" + (
+                        f" or paste the table into textarea.{key}" if widget.type == "hiplot-textarea" else "")))
         return problems
 
     def example_request(self, index: int = 0) -> dict[str, Any]:

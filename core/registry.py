@@ -72,12 +72,12 @@ class Registry:
             rejected = next((r for r in self.problems if r.id == plugin_id), None)
             if rejected is not None:
                 raise UnknownPluginError(
-                    f"plugin '{plugin_id}' was found but is invalid: {rejected.error}",
-                    given=plugin_id, hint=f"run: hicli validate {rejected.folder}") from None
+                    f"plugin '{plugin_id}' was found but is invalid: {rejected.error}", file=rejected.folder,
+                    given=plugin_id, hint="fix the problems listed for its folder") from None
             raise UnknownPluginError(
                 f"unknown plugin id '{plugin_id}'{did_you_mean(plugin_id, self.plugins)}",
                 given=plugin_id, allowed=sorted(self.plugins),
-                hint="hicli list shows the plugins") from None
+                hint="use one of the registered plugin ids (allowed)") from None
 
     def find_tool(self, tool: str, module: str | None = None) -> Plugin:
         """Address a plugin the Hiplot way (``-t tool [-m module]``); the id also works."""

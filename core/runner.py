@@ -94,6 +94,10 @@ def _find(plugin: Plugin, name: str, link: str, base: Path | None) -> Path:
                      given=link, hint="check the path (relative paths start from the current folder)")
 
 
+#: Pointer of problems with the output folder (front ends name their own option for it).
+OUTPUT_POINTER = "/output_dir"
+
+
 def prepare_output(output_dir: Path) -> Path:
     output_dir = Path(output_dir)
     try:
@@ -103,7 +107,8 @@ def prepare_output(output_dir: Path) -> Path:
         probe.unlink()
     except OSError as exc:
         raise InputError(f"output folder {output_dir} is not writable: {exc.strerror}",
-                         file=str(output_dir), hint="choose another folder with -o") from None
+                         file=str(output_dir), pointer=OUTPUT_POINTER,
+                         hint="choose a writable output folder") from None
     return output_dir
 
 

@@ -119,3 +119,10 @@ def test_hiplot_example_flag(cli, tmp_path) -> None:
         os.chdir(cwd)
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "hw" / "result.json").read_text())["traces"] == 3
+
+
+def test_cli_adds_its_own_hint_to_a_neutral_core_error(cli, tmp_path):
+    result = cli.invoke(hicli, ["run", "table_plot", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "give a file for input 'datTable'" in result.output
+    assert "hicli: pass --input datTable=PATH" in result.output
