@@ -42,6 +42,9 @@ def _problem_hint(problem: Problem) -> str:
     parts = problem.pointer.split("/")
     if problem.pointer == OUTPUT_POINTER:
         return "choose another folder with -o"
+    if problem.pointer == "/data" and isinstance(problem.allowed, list) and problem.allowed:
+        return "name the input: " + " or ".join(f"--input {name}={problem.given or 'PATH'}"
+                                                for name in problem.allowed)
     if len(parts) == 3 and parts[1] == "data" and problem.given is None:
         return f"pass --input {parts[2]}=PATH"
     if len(parts) == 3 and parts[1] == "extra":

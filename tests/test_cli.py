@@ -126,3 +126,20 @@ def test_cli_adds_its_own_hint_to_a_neutral_core_error(cli, tmp_path):
     assert result.exit_code == 1
     assert "give a file for input 'datTable'" in result.output
     assert "hicli: pass --input datTable=PATH" in result.output
+
+
+def test_run_dash_i_fills_the_single_required_input(cli, tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text("x,y\n1,2\n2,4\n3,5\n")
+    result = cli.invoke(hicli, ["run", "table_plot", "-i", str(table), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert '"rows": 3' in result.output
+
+
+def test_run_dash_i_that_fits_several_inputs_names_the_input_forms(cli, tmp_path):
+    frame = tmp_path / "frame.h5"
+    frame.write_bytes(b"")
+    result = cli.invoke(hicli, ["run", "pdf", "-i", str(frame), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "fits 3 inputs (image, background, dark)" in result.output
+    assert f"--input image={frame} or --input background={frame} or --input dark={frame}" in result.output
