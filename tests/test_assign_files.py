@@ -17,8 +17,8 @@ def test_by_extension_and_by_the_single_required_input(registry):
     assert assign_files(registry.get("ct_recon"), ["scan.h5"]) == {"scan": ["scan.h5"]}
     assert assign_files(registry.get("ct_recon"), ["scan.weird"]) == {"scan": ["scan.weird"]}
     assert assign_files(registry.get("muser_imaging"), ["obs.tar.gz"]) == {"dataset": ["obs.tar.gz"]}
-    assert assign_files(registry.get("pdf"), ["a.poni", "b.chi", "c.chi"]) == {
-        "poni": ["a.poni"], "pattern": ["b.chi", "c.chi"]}
+    assert assign_files(registry.get("pdf"), ["a.poni", "b.iq", "c.txt"]) == {
+        "poni": ["a.poni"], "pattern": ["b.iq", "c.txt"]}
     assert assign_files(registry.get("nhit_trigger"), ["s.hits", "t.npz"]) == {"hits": ["s.hits"], "truth": ["t.npz"]}
 
 
