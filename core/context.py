@@ -10,8 +10,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import numpy
-
 from .errors import InputError, JobCancelled
 from .storage import write_json
 
@@ -43,7 +41,7 @@ class RunContext:
         logger: logging.Logger,
         progress_sink: ProgressSink | None = None,
         cancel_check: Callable[[], bool] | None = None,
-        xp: ModuleType = numpy,
+        xp: ModuleType | None = None,
     ) -> None:
         self.params = params
         self._inputs = inputs
@@ -53,13 +51,15 @@ class RunContext:
         self.logger = logger
         self._progress_sink = progress_sink
         self._cancel_check = cancel_check or (lambda: False)
+        if xp is None:
+            import numpy as xp
         self.xp = xp
         self.figures: list[str] = []
         self._span = (0.0, 1.0)
 
     @property
     def on_gpu(self) -> bool:
-        return self.xp is not numpy
+        return self.xp.__name__ != "numpy"
 
     def has_input(self, name: str) -> bool:
         return bool(self._inputs.get(name))
@@ -183,6 +183,8 @@ class RunContext:
         array : numpy or cupy array (a cupy array is copied to the host).
         attrs : plain values (numbers, strings, lists) describing the array: units, axes...
         """
+        import numpy
+
         path = self.output_dir / (name if Path(name).suffix else f"{name}.h5")
         if hasattr(array, "get") and not isinstance(array, numpy.ndarray):
             array = array.get()  # cupy -> numpy

@@ -143,6 +143,35 @@ class Plugin:
         }
 
 
+class CachedPlugin(Plugin):
+    """A plugin restored from the registry cache (validated when its files last changed).
+
+    Only meta.json is kept in the cache; data.json and ui.json are read again (with
+    Hiplot's leniency) the first time a caller needs them.
+    """
+
+    @classmethod
+    def restore(cls, folder: Path, source: str, package: str | None, meta: dict[str, Any],
+                warnings: tuple[Problem, ...]) -> CachedPlugin:
+        plugin = object.__new__(cls)
+        plugin.__dict__.update(id=folder.name, folder=folder, source=source, package=package,
+                               meta=Meta.model_validate(meta), warnings=warnings)
+        return plugin
+
+    @cached_property
+    def raw(self) -> dict[str, Any]:  # type: ignore[override]
+        docs = {name: schemas.read_json(self.folder / name)[0] for name in JSON_FILES}
+        return tolerate(docs, str(self.folder))[0]
+
+    @cached_property
+    def data(self) -> DataSpec:  # type: ignore[override]
+        return DataSpec.model_validate(self.raw["data.json"])
+
+    @cached_property
+    def ui(self) -> UiSpec:  # type: ignore[override]
+        return UiSpec.from_json(self.raw["ui.json"])
+
+
 def load_plugin(folder: Path, source: str = "path", package: str | None = None) -> Plugin:
     """Read and validate a plugin folder; raise PluginLoadError with every problem found."""
     folder = Path(folder)
