@@ -14,6 +14,7 @@ from typing import Any
 
 from .context import ProgressSink, RunContext
 from .errors import InputError, JobCancelled
+from .inputs import resolve_inputs
 from .plugin import Plugin
 from .record import JobState, new_record, now, write_task_status
 from .storage import write_json
@@ -50,25 +51,6 @@ def build_request(plugin: Plugin, request: dict[str, Any] | None = None, *,
     return merged
 
 
-def resolve_inputs(plugin: Plugin, params: dict[str, Any], base: Path | None = None) -> dict[str, list[Path]]:
-    """Turn ``data.<id>`` links (or values) into existing paths; raise InputError naming
-    the input when a file is missing. Relative paths are tried against the working
-    directory (or ``base``), then the plugin folder (example files)."""
-    resolved: dict[str, list[Path]] = {}
-    for name, widget in plugin.ui.data.items():
-        if widget.type not in ("cloud-file", "hiplot-textarea"):
-            continue
-        entry = (params.get("data") or {}).get(name)
-        if not isinstance(entry, dict):
-            continue
-        links = entry.get("link") or entry.get("value") or []
-        links = [links] if isinstance(links, str) else [l for l in links if l]
-        paths = [_find(plugin, name, link, base) for link in links if link]
-        if paths:
-            resolved[name] = paths
-    return resolved
-
-
 def existing_inputs(plugin: Plugin, request: dict[str, Any], base: Path | None = None) -> dict[str, list[Path]]:
     """The input files a request names that exist, for judging the form's visibility
     (a missing one is reported by :func:`resolve_inputs` after validation)."""
@@ -82,16 +64,6 @@ def existing_inputs(plugin: Plugin, request: dict[str, Any], base: Path | None =
                     found.setdefault(name, []).append(candidate)
                     break
     return found
-
-
-def _find(plugin: Plugin, name: str, link: str, base: Path | None) -> Path:
-    path = Path(link).expanduser()
-    tries = [path] if path.is_absolute() else [(base or Path.cwd()) / path, plugin.folder / path]
-    for candidate in tries:
-        if candidate.exists():
-            return candidate.resolve()
-    raise InputError(f"input '{name}': file not found: {link}", file=link, pointer=f"/data/{name}",
-                     given=link, hint="check the path (relative paths start from the current folder)")
 
 
 #: Pointer of problems with the output folder (front ends name their own option for it).
