@@ -81,3 +81,21 @@ def test_list_marks_plugins_with_warnings(cli, monkeypatch):
     assert result.exit_code == 0, result.output
     line = next(x for x in result.output.splitlines() if x.startswith("ideogram") or "advance-ideogram-heat" in x)
     assert "1 warning(s)" in line
+
+
+def test_preview_and_catalogue_show_the_warnings(tmp_path):
+    from dash_app.pages.catalogue import card
+    from dash_app.pages.preview import PreviewCache
+
+    texts = {name: (QUIRKS / "advance-ideogram-heat" / name).read_text("utf-8")
+             for name in ("meta.json", "data.json", "ui.json")}
+    entry = PreviewCache(root=tmp_path).build(texts, None)
+    assert entry["problems"] == [] and [w.pointer for w in entry["warnings"]] == ["/exampleData/config/extra/ylab"]
+
+    class Env:
+        @staticmethod
+        def href(path):
+            return path
+
+    html = str(card(Env(), load_plugin(QUIRKS / "advance-ideogram-heat"), "en").to_plotly_json())
+    assert "1 warning(s)" in html and "exampleData sets" in html
