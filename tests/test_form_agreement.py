@@ -21,7 +21,8 @@ from hisci.form import active_fields
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:dash.development.base_component")
 
 DATA = Path(__file__).parent / "data"
-SAMPLES = sorted(p for p in (DATA / "hiplot-samples").iterdir() if (p / "meta.json").is_file())
+SAMPLES = sorted(p for root in ("hiplot-samples", "hiplot-quirks") for p in (DATA / root).iterdir()
+                 if (p / "meta.json").is_file())
 BUILTIN_IDS = sorted(p.name for p in (Path(__file__).parents[1] / "plugins").iterdir() if (p / "meta.json").is_file())
 GSEA_CLS = "6 3 1\n# A B C\nA A B B C C\n"  # three classes: unique_line has 3 items
 

@@ -17,7 +17,7 @@ REAL = sorted(p for root in (DATA / "hiplot-samples", QUIRKS) for p in root.iter
 def test_every_real_hiplot_folder_loads():
     registry = Registry.discover(Settings(plugin_path=tuple(REAL), builtins=False, entry_points=False))
     assert not registry.problems, [str(r.error) for r in registry.problems]
-    assert len(registry) == len(REAL) == 10
+    assert len(registry) == len(REAL) == 11
 
 
 def test_stub_widgets_are_hidden_and_keep_their_data_json_value():
@@ -99,3 +99,10 @@ def test_preview_and_catalogue_show_the_warnings(tmp_path):
 
     html = str(card(Env(), load_plugin(QUIRKS / "advance-ideogram-heat"), "en").to_plotly_json())
     assert "1 warning(s)" in html and "exampleData sets" in html
+
+
+def test_real_widget_without_default():
+    plugin = load_plugin(QUIRKS / "basic-agmin-boxplot")
+    (warning,) = plugin.warnings
+    assert warning.pointer == "/params/config/extra/test_groups"
+    assert plugin.params.defaults["extra"]["test_groups"] == []  # a multiple combobox starts empty
