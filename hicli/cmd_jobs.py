@@ -32,14 +32,15 @@ FINISHED = tuple(s.value for s in FINISHED_STATES)
                    "returns the first job instead of submitting again.")
 @handle_errors
 def submit_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[str, ...],
-               params_file: Path | None, example: bool, example_index: int, wait: bool,
-               key: str | None) -> None:
+               input_files: tuple[str, ...], params_file: Path | None, example: bool, example_index: int,
+               wait: bool, key: str | None) -> None:
     """Submit a job to the service; prints the job id alone on stdout.
 
     The request carries an Idempotency-Key; when the service is unreachable or answers 503
     (Redis down) it is sent again with the same key (3 tries), so a retry never duplicates."""
     plugin = Registry.discover().get(plugin_id)
-    request, inputs = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index)
+    request, inputs = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index,
+                                       input_files)
     client = Client()
     for name, paths in inputs.items():
         links = [f"upload:{client.upload(Path(p))['id']}" for p in paths]

@@ -80,7 +80,7 @@ def serve_cmd(host: str, port: int, data_dir: str | None, workers: int, api_work
         token_file = settings.data_dir / "admin.token"
         token_file.write_text(token + "\n")
         os.chmod(token_file, 0o600)
-        reaper = Reaper(settings, service.redis)
+        reaper = Reaper(settings, service.redis, service.book)
         for job_id, action in reaper.resume_interrupted():
             click.echo(f"job {job_id}: {action} (interrupted by the last shutdown)")
         reaper.sweep()
@@ -93,11 +93,12 @@ def serve_cmd(host: str, port: int, data_dir: str | None, workers: int, api_work
             click.echo(f"invalid plugin {problem.id}: {problem.error.message}", err=True)
         if api_workers > 1:
             os.environ.update(HISCI_REDIS_URL=settings.redis_url, HISCI_DATA_DIR=str(settings.data_dir.resolve()))
-            uvicorn.run("hisci.api.app:create_app_from_env", factory=True, workers=api_workers,
+            uvicorn.run("hicli.cmd_serve:app_from_env", factory=True, workers=api_workers,
                         host=host, port=port, log_level="warning")
         else:
-            uvicorn.run(create_app(settings, registry, service, with_reaper=False), host=host, port=port,
-                        log_level="warning")
+            app = create_app(settings, registry, service, with_reaper=False)
+            _mount_web(app, settings, registry, service)
+            uvicorn.run(app, host=host, port=port, log_level="warning")
     except ServeStop:
         pass
     finally:
@@ -112,6 +113,27 @@ def serve_cmd(host: str, port: int, data_dir: str | None, workers: int, api_work
 def _spawn(argv: list[str], env: dict[str, str]):
     """A start function for the supervisor: the worker dies with serve (kill -9 included)."""
     return lambda: subprocess.Popen(argv, env=env, preexec_fn=die_with_parent())
+
+
+def app_from_env():
+    """The app of one ``hicli serve --api-workers N`` process (uvicorn's factory): settings
+    from the environment serve set, the web app mounted, no reaper (serve runs the one)."""
+    from hisci.api import create_app
+
+    settings = Settings.from_env()
+    registry = Registry.discover(settings)
+    app = create_app(settings, registry, with_reaper=False)
+    _mount_web(app, settings, registry, app.state.service)
+    return app
+
+
+def _mount_web(app, settings: Settings, registry: Registry, service) -> None:
+    try:
+        from dash_app import mount_web
+    except ImportError as exc:  # the web extra is not installed
+        click.echo(f"web app not mounted ({exc}); the API serves /api/v1", err=True)
+        return
+    mount_web(app, settings, registry, service)
 
 
 @click.command("worker")

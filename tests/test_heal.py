@@ -229,7 +229,7 @@ def test_redis_down_submit_is_503_and_writes_nothing(tmp_path, service_settings,
     service = JobService(settings, Registry.discover(settings), Redis.from_url(server.url))
     body = {"plugin": "slow_plugin", "request": {"extra": {"seconds": 0.1}}}
     try:
-        with TestClient(create_app(settings, service.registry, service, with_web=False)) as api:
+        with TestClient(create_app(settings, service.registry, service)) as api:
             server.stop()
             key = {**bearer(tokens.alice), "Idempotency-Key": "retry-me-1"}
             response = api.post("/api/v1/jobs", json=body, headers=key)
