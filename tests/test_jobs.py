@@ -96,7 +96,7 @@ def test_cancel_job_that_ignores_progress_is_stopped_after_grace(api, tokens, st
     wait_status(api, tokens.alice, record["id"], "running")
     api.post(f"/api/v1/jobs/{record['id']}/cancel", headers=bearer(tokens.alice))
     final = wait_status(api, tokens.alice, record["id"], ("cancelled", "failed", "succeeded"), timeout=15)
-    assert final["status"] == "cancelled"
+    assert final["status"] == "cancelled", final
     assert "stopped after the grace period" in final["reason"]
 
 
