@@ -55,8 +55,9 @@ def list_jobs(status: str | None = Query(None, pattern=STATUSES, description="on
     Returns ``{"jobs": [...records], "limit", "next_cursor"}``."""
     jobs, next_cursor = service.list_jobs(user, status, plugin, limit, cursor, owner=owner,
                                           created_after=created_after, created_before=created_before,
-                                          q=q, parent=parent)
-    return json_response({"jobs": jobs, "limit": limit, "next_cursor": next_cursor})
+                                          q=q, parent=parent, as_json=True)
+    body = f'{{"jobs":[{",".join(jobs)}],"limit":{limit},"next_cursor":{json.dumps(next_cursor)}}}'
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{job_id}", responses={200: {"description": "the job record (job.json)",

@@ -213,15 +213,17 @@ class JobService:
     def list_jobs(self, user: User, status: str | None = None, plugin: str | None = None,
                   limit: int = 50, cursor: str | None = None, *, owner: str | None = None,
                   created_after: str | None = None, created_before: str | None = None,
-                  q: str | None = None, parent: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+                  q: str | None = None, parent: str | None = None,
+                  as_json: bool = False) -> tuple[list[Any], str | None]:
         """One page of jobs, newest first, and the next page's cursor. A user sees their own;
-        an admin sees everyone's, or one ``owner``'s. Top-level jobs unless ``parent``."""
+        an admin sees everyone's, or one ``owner``'s. Top-level jobs unless ``parent``. With
+        ``as_json`` each record is its JSON text (the API's list page sends it on as is)."""
         if owner is not None and not user.admin and owner != user.name:
             raise InputError("only admins may list other users' jobs", given=owner, hint="leave owner out")
         mine = {"owner": owner} if user.admin else {"owner_id": user.id}
         where = JobFilter(**mine, state=status, plugin=plugin, created_after=created_after,
                           created_before=created_before, q=q, parent_id=parent)
-        return self.book.page(where, limit, cursor)
+        return (self.book.page_json if as_json else self.book.page)(where, limit, cursor)
 
     def log(self, user: User, job_id: str, offset: int = 0) -> tuple[str, int]:
         self._own(user, job_id)
