@@ -135,7 +135,8 @@ def test_lost_child_is_retried_alone(service, env_for_workers, redis_conn) -> No
 
 
 def test_group_status_over_the_api(api, tokens, service, env_for_workers) -> None:
-    parent = service.submit_group(User("alice"), GroupSpec(kind="parallel", plugin="table_plot"),
+    alice = service.users.authenticate(tokens.alice)
+    parent = service.submit_group(alice, GroupSpec(kind="parallel", plugin="table_plot"),
                                   [table_child(service, "only", kind="chunk")])
     burst(env_for_workers)
     body = api.get(f"/api/v1/jobs/{parent['id']}", headers=bearer(tokens.alice)).json()

@@ -132,7 +132,7 @@ class JobService:
         head.note(owner_id=user.id, kind=parent.kind, parent_id=None, queue=None, attempts=0,
                   retries=0, held=False, message="", children_names=names, **parent.fields)
         made: dict[str, JobRecord] = {}
-        for spec in specs:
+        for index, spec in enumerate(specs):
             if spec.kind not in CHILD_KINDS:
                 raise InputError(f"child {spec.name!r}: kind {spec.kind!r} is not one of {', '.join(CHILD_KINDS)}",
                                  given=spec.kind, allowed=list(CHILD_KINDS))
@@ -146,7 +146,7 @@ class JobService:
             record.note(owner_id=user.id, kind=spec.kind, name=spec.name, parent_id=head.id,
                         queue=queue, timeout=plugin.runtime.timeout, attempts=0, held=False, message="",
                         retries=plugin.runtime.retries if spec.retries is None else spec.retries,
-                        allow_failure=spec.allow_failure, runner=spec.runner, **spec.fields)
+                        allow_failure=spec.allow_failure, runner=spec.runner, child_index=index, **spec.fields)
             made[spec.name] = record
         after = {spec.name: (tuple(names[:-1]) if finish is not None and spec is finish else spec.after)
                  for spec in specs}
