@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .plugin import Plugin
 
 SECTIONS = ("data", "dataArg", "general", "extra")
-COLOUR = r"^(#[0-9A-Fa-f]{3}|#[0-9A-Fa-f]{6}|#[0-9A-Fa-f]{8}|[A-Za-z]+|rgba?\(.*\))$"
+COLOUR = r"^(|#[0-9A-Fa-f]{3}|#[0-9A-Fa-f]{6}|#[0-9A-Fa-f]{8}|[A-Za-z]+|rgba?\(.*\))$"
 NUMBER = {"type": "number"}
 SCALAR = {"type": ["string", "number"]}
 
@@ -37,7 +37,8 @@ def widget_schema(widget: Widget, default: Any) -> dict[str, Any]:
     """The JSON Schema of one ``extra`` value, from its widget type and properties."""
     kind = widget.type
     if kind == "slider":
-        schema: dict[str, Any] = dict(NUMBER)
+        schema: dict[str, Any] = (
+            {"type": "integer"} if integer_slider(widget) and _whole(default) else dict(NUMBER))
         if widget.min is not None:
             schema["minimum"] = widget.min
         if widget.max is not None and not widget.prop("max_func"):
@@ -65,6 +66,16 @@ def widget_schema(widget: Widget, default: Any) -> dict[str, Any]:
     if default is not None:
         schema["default"] = default
     return schema
+
+
+def integer_slider(widget: Widget) -> bool:
+    """A slider whose min, max and step are all integers (step defaults to 1) takes integers."""
+    bounds = [widget.min, widget.max, 1 if widget.step is None else widget.step]
+    return all(isinstance(b, int) and not isinstance(b, bool) for b in bounds)
+
+
+def _whole(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and float(value).is_integer())
 
 
 def _choices(items: list[Any]) -> list[Any]:
@@ -99,11 +110,6 @@ class ParamSpec:
         problems: list[Problem] = []
         extra_props: dict[str, Any] = {}
         for key, widget in plugin.ui.extra.items():
-            if key not in defaults["extra"]:
-                problems.append(Problem(
-                    f"widget '{key}' has no default in data.json",
-                    file=data_file, pointer=f"/params/config/extra/{key}",
-                    hint=f"add \"{key}\": <default> to params.config.extra"))
             default = defaults["extra"].get(key)
             extra_props[key] = widget_schema(widget, default)
             problems += _check_default(widget, key, default, ui_file)
@@ -179,9 +185,11 @@ class ParamSpec:
             elif isinstance(values, dict):
                 params.setdefault(section, {}).update(copy.deepcopy(values))
         for key, widget in self.json_schema["properties"]["extra"]["properties"].items():
-            if widget.get("anyOf") and params["extra"].get(key) in (0, 1) and not isinstance(
-                    params["extra"].get(key), bool):
-                params["extra"][key] = bool(params["extra"][key])
+            value = params["extra"].get(key)
+            if widget.get("anyOf") and value in (0, 1) and not isinstance(value, bool):
+                params["extra"][key] = bool(value)
+            elif widget.get("type") == "integer" and isinstance(value, float) and value.is_integer():
+                params["extra"][key] = int(value)
         return params
 
     def missing_inputs(self, params: dict[str, Any]) -> list[Problem]:
@@ -191,7 +199,8 @@ class ParamSpec:
                 problems.append(Problem(
                     f"required input '{key}' was not given", pointer=f"/data/{key}",
                     allowed=widget.exts or None,
-                    hint=f"pass --input {key}=PATH (or paste the table into textarea.{key})"))
+                    hint=f"give a file for input '{key}'" + (
+                        f" or paste the table into textarea.{key}" if widget.type == "hiplot-textarea" else "")))
         return problems
 
     def example_request(self, index: int = 0) -> dict[str, Any]:
