@@ -134,7 +134,8 @@ def test_lost_child_is_retried_alone(service, env_for_workers, redis_conn) -> No
 
 
 def test_group_status_over_the_api(api, tokens, service, env_for_workers) -> None:
-    parent = service.submit_group(User("alice"), GroupSpec(kind="parallel", plugin="table_plot"),
+    alice = service.users.authenticate(tokens.alice)
+    parent = service.submit_group(alice, GroupSpec(kind="parallel", plugin="table_plot"),
                                   [table_child(service, "only", kind="chunk")])
     burst(env_for_workers)
     body = api.get(f"/api/v1/jobs/{parent['id']}", headers=bearer(tokens.alice)).json()
@@ -156,4 +157,7 @@ def test_group_refuses_bad_specs(service, redis_conn) -> None:
     with pytest.raises(InputError, match="cycle"):
         service.submit_group(alice, GroupSpec(kind="workflow", plugin="table_plot"),
                              [table_child(service, "x", after=("y",)), table_child(service, "y", after=("x",))])
+    with pytest.raises(InputError, match="runner 'os:system' must be 'hisci.<module>:<function>'"):
+        service.submit_group(alice, GroupSpec(kind="parallel", plugin="table_plot"),
+                             [table_child(service, "x", runner="os:system")])
     assert service.book.page(service_filter(alice))[0] == []

@@ -104,10 +104,11 @@ class JobBook:
         return JobRecord(_doc(row.doc))
 
     def children(self, parent_id: str) -> list[JobRecord]:
-        """The child records of a group, oldest first."""
+        """The child records of a group in the order they were given (``child_index``)."""
         query = sa.select(jobs.c.doc).where(jobs.c.parent_id == parent_id).order_by(jobs.c.created, jobs.c.id)
         with self.engine.connect() as conn:
-            return [JobRecord(_doc(r.doc)) for r in conn.execute(query)]
+            found = [JobRecord(_doc(r.doc)) for r in conn.execute(query)]
+        return sorted(found, key=lambda r: r.data.get("child_index", 0))
 
     def active(self) -> list[JobRecord]:
         """Queued, held and running records: all the reaper needs (the state index keeps

@@ -162,10 +162,13 @@ class JobService:
         head.note(owner_id=user.id, kind=parent.kind, parent_id=None, queue=None, attempts=0,
                   retries=0, held=False, message="", children_names=names, **parent.fields)
         made: dict[str, JobRecord] = {}
-        for spec in specs:
+        for index, spec in enumerate(specs):
             if spec.kind not in CHILD_KINDS:
                 raise InputError(f"child {spec.name!r}: kind {spec.kind!r} is not one of {', '.join(CHILD_KINDS)}",
                                  given=spec.kind, allowed=list(CHILD_KINDS))
+            if spec.runner and not (spec.runner.startswith("hisci.") and ":" in spec.runner):
+                raise InputError(f"child {spec.name!r}: runner {spec.runner!r} must be 'hisci.<module>:<function>'",
+                                 given=spec.runner, hint="runners live in the hisci package (workers import them)")
             plugin = self._runnable(spec.plugin)
             if spec.validated:
                 params, files = plugin.params.normalize(copy.deepcopy(spec.request)), {}
@@ -177,7 +180,7 @@ class JobService:
             record.note(owner_id=user.id, kind=spec.kind, name=spec.name, parent_id=head.id,
                         queue=queue, timeout=plugin.runtime.timeout, attempts=0, held=False, message="",
                         retries=plugin.runtime.retries if spec.retries is None else spec.retries,
-                        allow_failure=spec.allow_failure, runner=spec.runner, **spec.fields)
+                        allow_failure=spec.allow_failure, runner=spec.runner, child_index=index, **spec.fields)
             made[spec.name] = record
         after = {spec.name: (tuple(names[:-1]) if finish is not None and spec is finish else spec.after)
                  for spec in specs}
