@@ -17,7 +17,8 @@ from pydantic import ValidationError as PydanticError
 from . import schema_check as schemas
 from .errors import PluginLoadError, Problem
 from .expressions import check_ui_expressions
-from .models import DataSpec, Meta, Runtime, UiSpec
+from .models import DataSpec, Meta, Output, Runtime, UiSpec
+from .workflow.model import WORKFLOW_FILE, Workflow
 
 if TYPE_CHECKING:
     from .params import ParamSpec
@@ -47,14 +48,26 @@ class Plugin:
     ui: UiSpec
     raw: dict[str, Any] = field(repr=False, compare=False)
     package: str | None = None
+    workflow: Workflow | None = field(default=None, compare=False)
 
     @property
     def runtime(self) -> Runtime | None:
         return self.meta.runtime
 
     @property
+    def is_workflow(self) -> bool:
+        """True for a workflow folder (workflow.json instead of plugin.py)."""
+        return self.workflow is not None
+
+    @property
     def runnable(self) -> bool:
-        return self.runtime is not None
+        return self.runtime is not None or self.is_workflow
+
+    @property
+    def outputs(self) -> dict[str, Output]:
+        """Declared outputs (``runtime.outputs``); a workflow's are resolved by
+        :func:`hisci.workflow.graph.plugin_outputs` against a registry."""
+        return dict(self.runtime.outputs) if self.runtime else {}
 
     @property
     def version(self) -> str:
@@ -91,7 +104,11 @@ class Plugin:
 
     def load_entry(self) -> Callable[..., Any]:
         """Import the plugin's entry point (``module:function``) and return the function."""
-        if self.runtime is None:
+        if self.is_workflow:
+            raise PluginLoadError(
+                [Problem("a workflow has no entry function; run it with hisci.workflow.local",
+                         file=str(self.folder / WORKFLOW_FILE))], plugin_id=self.id)
+        if self.runtime is None or self.runtime.entry is None:
             raise PluginLoadError(
                 [Problem("this plugin has no runtime block, so it cannot be run",
                          file=str(self.folder / "meta.json"), pointer="/runtime",
@@ -126,6 +143,7 @@ class Plugin:
             "source": self.source,
             "folder": str(self.folder),
             "runnable": self.runnable,
+            "kind": "workflow" if self.is_workflow else "plugin",
             "queue": self.runtime.queue if self.runtime else None,
             "gpu": self.runtime.gpu if self.runtime else None,
             **self.meta.card(lang),
@@ -150,6 +168,11 @@ def load_plugin(folder: Path, source: str = "path", package: str | None = None) 
         if not found:
             problems += schemas.check(document, name.split(".")[0], file=str(path))
             raw[name] = document
+    workflow_path = folder / WORKFLOW_FILE
+    if workflow_path.exists():
+        document, found = schemas.read_json(workflow_path)
+        problems += found or schemas.check(document, "workflow", file=str(workflow_path))
+        raw[WORKFLOW_FILE] = document
     if problems:
         raise PluginLoadError(problems, plugin_id=plugin_id, summary=f"plugin '{plugin_id}' is invalid")
     try:
@@ -161,8 +184,10 @@ def load_plugin(folder: Path, source: str = "path", package: str | None = None) 
             [Problem(e["msg"], pointer=schemas.pointer(e["loc"]), file=str(folder)) for e in exc.errors()],
             plugin_id=plugin_id, summary=f"plugin '{plugin_id}' is invalid",
         ) from None
-    plugin = Plugin(plugin_id, folder, source, meta, data, ui, raw, package)
+    workflow = Workflow.from_json(raw[WORKFLOW_FILE]) if WORKFLOW_FILE in raw else None
+    plugin = Plugin(plugin_id, folder, source, meta, data, ui, raw, package, workflow)
     problems += _check_entry(plugin)
+    problems += _check_runtime_inputs(plugin)
     problems += check_ui_expressions(plugin.ui, file=str(folder / "ui.json"))
     problems += plugin.params.problems
     if problems:
@@ -171,8 +196,19 @@ def load_plugin(folder: Path, source: str = "path", package: str | None = None) 
 
 
 def _check_entry(plugin: Plugin) -> list[Problem]:
+    meta_file = str(plugin.folder / "meta.json")
+    if plugin.is_workflow:
+        if plugin.runtime and plugin.runtime.entry:
+            return [Problem("a workflow folder has workflow.json instead of an entry function",
+                            file=meta_file, pointer="/runtime/entry", given=plugin.runtime.entry,
+                            hint="remove runtime.entry (or workflow.json)")]
+        return []
     if plugin.runtime is None:
         return []
+    if plugin.runtime.entry is None:
+        return [Problem("runtime.entry is required (or a workflow.json for a workflow)",
+                        file=meta_file, pointer="/runtime/entry",
+                        hint='add "entry": "plugin:run" and a plugin.py with def run(ctx)')]
     module = plugin.runtime.entry.split(":")[0]
     path = plugin.folder / (module.replace(".", "/") + ".py")
     if path.exists():
@@ -182,3 +218,14 @@ def _check_entry(plugin: Plugin) -> list[Problem]:
         file=str(plugin.folder / "meta.json"), pointer="/runtime/entry",
         given=plugin.runtime.entry, hint=f"create {path.name} with a run(ctx) function",
     )]
+
+
+def _check_runtime_inputs(plugin: Plugin) -> list[Problem]:
+    """``runtime.inputs`` may only name the file inputs of ui.json."""
+    if plugin.runtime is None:
+        return []
+    return [Problem(f"runtime.inputs names '{name}', which is not an input in ui.json data",
+                    file=str(plugin.folder / "meta.json"), pointer=f"/runtime/inputs/{name}",
+                    given=name, allowed=sorted(plugin.ui.data),
+                    hint="use an id of ui.json data")
+            for name in plugin.runtime.inputs if name not in plugin.ui.data]
