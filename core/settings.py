@@ -16,7 +16,8 @@ class Settings(BaseModel):
     ``HISCI_REDIS_URL``, ``HISCI_NO_ENTRY_POINTS`` (1 to skip installed plugins),
     ``HISCI_NO_BUILTINS`` (1 to skip built-in plugins), ``HISCI_TRACE`` (1 to log discovery),
     ``HISCI_UPLOAD_LIMIT_MB``, ``HISCI_HEARTBEAT_TTL``, ``HISCI_REAPER_INTERVAL`` and
-    ``HISCI_CANCEL_GRACE`` (seconds) for the job service.
+    ``HISCI_CANCEL_GRACE`` (seconds) for the job service, ``HISCI_CACHE_DIR`` (where local
+    workflow runs remember succeeded steps; default ``~/.cache/hisci/steps``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -31,6 +32,7 @@ class Settings(BaseModel):
     heartbeat_ttl: float = 10.0
     reaper_interval: float = 2.0
     cancel_grace: float = 10.0
+    cache_dir: Path = Field(default_factory=lambda: _default_cache())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -42,6 +44,8 @@ class Settings(BaseModel):
             values["plugin_path"] = tuple(
                 Path(p) for p in env["HISCI_PLUGIN_PATH"].split(os.pathsep) if p
             )
+        if env.get("HISCI_CACHE_DIR"):
+            values["cache_dir"] = Path(env["HISCI_CACHE_DIR"])
         if env.get("HISCI_REDIS_URL"):
             values["redis_url"] = env["HISCI_REDIS_URL"]
         for name, key in (("HISCI_UPLOAD_LIMIT_MB", "upload_limit_mb"),
@@ -55,3 +59,8 @@ class Settings(BaseModel):
         values["trace"] = env.get("HISCI_TRACE", "") in ("1", "true", "yes")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def _default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "hisci" / "steps"

@@ -80,9 +80,13 @@ def _constraint(prop: dict) -> str:
 def validate_cmd(paths: tuple[Path, ...]) -> None:
     """Validate plugin folders (or folders of them); print every problem; exit 1 if any."""
     failed = 0
+    registry = None
     for folder in _plugin_folders(paths):
         try:
             plugin = load_plugin(folder)
+            if plugin.is_workflow:
+                registry = registry or Registry.discover()
+                check_workflow(plugin, registry)
             click.echo(f"ok      {plugin.id} ({folder})")
         except HisciError as err:
             failed += 1
@@ -91,6 +95,16 @@ def validate_cmd(paths: tuple[Path, ...]) -> None:
                 click.echo(f"  - {problem}")
     if failed:
         raise SystemExit(1)
+
+
+def check_workflow(plugin, registry) -> None:
+    """Raise PluginLoadError with the graph problems of a workflow folder."""
+    from hisci.errors import PluginLoadError
+    from hisci.workflow.graph import RegistryView, check
+
+    problems = check(plugin, RegistryView(registry, {plugin.id: plugin}))
+    if problems:
+        raise PluginLoadError(problems, plugin_id=plugin.id, summary=f"workflow '{plugin.id}' is invalid")
 
 
 def _plugin_folders(paths: tuple[Path, ...]) -> list[Path]:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 Binding = Path | FromStep
 
 
-class _Lookup:
+class RegistryView:
     """What the checker needs of a registry: ``get(id)`` raising HisciError when unknown."""
 
     def __init__(self, registry: Any, extra: dict[str, Plugin] | None = None) -> None:
