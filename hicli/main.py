@@ -27,6 +27,7 @@ SUBCOMMANDS = {
     "reload": "hicli.cmd_jobs:reload_cmd",
     "user": "hicli.cmd_user:user_group",
     "cwl": "hicli.cmd_cwl:cwl_group",
+    "db": "hicli.cmd_db:db_group",
 }
 
 

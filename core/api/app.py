@@ -29,7 +29,7 @@ def create_app(settings: Settings, registry: Registry, service: JobService | Non
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        reaper = Reaper(settings, service.redis).start() if with_reaper and service.redis else None
+        reaper = Reaper(settings, service.redis, service.book).start() if with_reaper and service.redis else None
         if reaper:
             reaper.sweep()  # reconcile records with Redis at start
         yield
