@@ -209,7 +209,7 @@ def test_nhit_pipeline_runs_and_caches(tmp_path, registry) -> None:
     check_report = json.loads((out / "steps" / "check" / "result.json").read_text())
     assert check_report["valid"] is True and check_report["compare"]["identical"] is True
     trigger_job = json.loads((out / "steps" / "trigger" / "job.json").read_text())
-    assert trigger_job["parent"] == record["id"] and trigger_job["step"] == "trigger"
+    assert trigger_job["parent_id"] == record["id"] and trigger_job["name"] == "trigger"
     assert trigger_job["params"]["extra"]["threshold"] == 10
     assert trigger_job["inputs"][0]["path"].endswith("steps/simulate/stream.hits")
 

@@ -221,7 +221,7 @@ class _Runner:
         folder.mkdir(parents=True, exist_ok=True)
         link_outputs(Path(hit["folder"]), folder)
         source = hit["record"]
-        record = dict(source, id=new_job_id(), parent=self.record["id"], step=sid,
+        record = dict(source, id=new_job_id(), parent_id=self.record["id"], name=sid,
                       created=now(), cache_key=key,
                       cached_from={"job": source["id"], "folder": hit["folder"]},
                       message=f"cached: outputs linked from job {source['id']}")
@@ -297,7 +297,7 @@ def run_step(payload: dict[str, Any]) -> dict[str, Any]:
         params = payload["params"]
         files = resolve_inputs(plugin, params)
         record = new_record(plugin, params, files, job_id=payload["job_id"], owner=payload["owner"])
-        record.update(parent=payload["parent"], step=payload["step"], cache_key=payload["cache_key"])
+        record.update(parent_id=payload["parent"], name=payload["step"], kind="step", cache_key=payload["cache_key"])
         result = run_plugin(plugin, output_dir=Path(payload["output_dir"]), params=params,
                             record=record)
     except HisciError as err:
