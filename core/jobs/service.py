@@ -83,6 +83,10 @@ class JobService:
     def submit(self, user: User, plugin_id: str, request: dict[str, Any]) -> dict[str, Any]:
         """Validate, write the record (index, then job.json) and enqueue on cpu or gpu."""
         plugin = self._runnable(plugin_id)
+        if plugin.is_workflow:  # a job group: one child per step (hisci.workflow.service)
+            from ..workflow.service import submit_workflow
+
+            return submit_workflow(self, user, plugin, request)
         params = plugin.validate_request(self._resolve_links(user, plugin_id, request))
         return self._submit(user, plugin, params)
 
