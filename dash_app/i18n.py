@@ -69,6 +69,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "job.log": ("Log", "日志"),
     "job.figures": ("Figures", "图"),
     "job.files": ("Output files", "输出文件"),
+    "job.steps": ("Workflow steps", "工作流步骤"),
+    "preview.graph": ("Workflow graph", "工作流图"),
     "job.zip": ("Download all (zip)", "全部下载（zip）"),
     "job.params": ("Parameters", "参数"),
     "job.run_again": ("Run again with these parameters", "用这些参数再次运行"),

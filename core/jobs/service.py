@@ -337,4 +337,5 @@ def _child_summary(child: JobRecord) -> dict[str, Any]:
     return {"id": child.id, "name": d.get("name"), "kind": child.kind, "plugin": child.plugin_id,
             "status": child.state.value, "reason": child.reason, "progress": d.get("progress", 0.0),
             "attempts": child.attempts, "queue": d.get("queue"), "worker": d.get("worker"), "host": d.get("host"),
-            "depends_on": d.get("depends_on") or [], "started": d.get("started"), "finished": d.get("finished")}
+            "depends_on": d.get("depends_on") or [], "started": d.get("started"), "finished": d.get("finished"),
+            "cached_from": d.get("cached_from")}

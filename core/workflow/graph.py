@@ -26,16 +26,27 @@ Binding = Path | FromStep
 
 
 class RegistryView:
-    """What the checker needs of a registry: ``get(id)`` raising HisciError when unknown."""
+    """A registry plus extra plugins (a folder being validated), optionally falling back to
+    another registry (``fallback()``, built once) for ids the first does not know."""
 
-    def __init__(self, registry: Any, extra: dict[str, Plugin] | None = None) -> None:
+    def __init__(self, registry: Any, extra: dict[str, Plugin] | None = None,
+                 fallback: Any = None) -> None:
         self.registry = registry
         self.extra = extra or {}
+        self._fallback = fallback
+        self._other: Any = None
 
     def get(self, plugin_id: str) -> Plugin:
         if plugin_id in self.extra:
             return self.extra[plugin_id]
-        return self.registry.get(plugin_id)
+        try:
+            return self.registry.get(plugin_id)
+        except HisciError:
+            if self._fallback is None:
+                raise
+            if self._other is None:
+                self._other = self._fallback()
+            return self._other.get(plugin_id)
 
 
 def check(plugin: Plugin, registry: Any, _stack: tuple[str, ...] = ()) -> list[Problem]:
