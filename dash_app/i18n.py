@@ -70,6 +70,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "job.figures": ("Figures", "图"),
     "job.files": ("Output files", "输出文件"),
     "job.steps": ("Workflow steps", "工作流步骤"),
+    "job.workflow_outputs": ("Workflow outputs", "工作流输出"),
     "preview.graph": ("Workflow graph", "工作流图"),
     "job.zip": ("Download all (zip)", "全部下载（zip）"),
     "job.params": ("Parameters", "参数"),

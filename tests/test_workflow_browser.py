@@ -41,6 +41,11 @@ def test_workflow_job_page_draws_the_steps(browser: Browser, live_service: Any, 
         wait_dash_idle(page)
         page.wait_for_selector('#hs-job-steplist [data-status="succeeded"]')
         assert page.locator('#hs-job-steplist [data-status="succeeded"]').count() == 2
+        page.wait_for_selector('#hs-job-wfoutputs a:text("lcf.csv")')
+        href = page.locator('#hs-job-wfoutputs a:text("lcf.csv")').get_attribute("href")
+        body = page.request.get(live_service.url + href,
+                                headers={"Authorization": f"Bearer {live_service.tokens.alice}"}).body()
+        assert body.startswith(b"spectrum,") and b"Mn2O3_rt_01 + MnO_rt_01" in body.splitlines()[1]
         shot(page, tmp_path, "workflow-job")
         children = {c["name"]: c["id"] for c in service.get(User("alice"), job["id"])["children"]}
         page.locator("#hs-job-steplist a", has_text="lcf (xas_lcf_combos)").click()

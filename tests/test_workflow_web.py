@@ -49,6 +49,8 @@ def test_graph_figure_layers_colours_and_links(registry) -> None:
 
 def test_job_page_step_panel(registry) -> None:
     class Env:
+        service = None
+
         def href(self, path: str) -> str:
             return "/app" + path
 

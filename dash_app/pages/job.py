@@ -124,7 +124,32 @@ def steps_panel(env: Any, user: Any, record: dict[str, Any], lang: str) -> Any:
         dcc.Graph(id="hs-job-stepgraph", figure=graph_figure(graph, states, links=links),
                   config={"displaylogo": False, "displayModeBar": False}),
         html.Ul(items, className="hs-steps", id="hs-job-steplist"),
+        html.H4(t("job.workflow_outputs", lang)),
+        html.Ul(workflow_outputs(env, user, record, children), id="hs-job-wfoutputs"),
     ])
+
+
+def workflow_outputs(env: Any, user: Any, record: dict[str, Any], children: dict[str, Any]) -> list[Any]:
+    """The workflow's named outputs, each a download link into the step that wrote it."""
+    import fnmatch
+
+    items = []
+    for name, src in (record.get("workflow_outputs") or {}).items():
+        child = children.get(src.get("step"))
+        if child is None or child.get("status") != "succeeded" or env.service is None:
+            items.append(html.Li(f"{name}: —"))
+            continue
+        try:
+            plugin = env.registry.get(child.get("plugin") or "")
+            pattern = plugin.outputs[src["output"]].glob
+            files = [f["path"] for f in env.service.files(user, child["id"])
+                     if fnmatch.fnmatch(f.get("path", ""), pattern)]
+        except (HisciError, KeyError):
+            files = []
+        links = [html.A(path, href=env.api(f"jobs/{child['id']}/files/{quote(path)}"),
+                        download=path.rsplit("/", 1)[-1]) for path in files]
+        items.append(html.Li([f"{name}: ", *links] if links else f"{name}: —"))
+    return items
 
 
 def files_table(env: Any, job_id: str, files: list[dict[str, Any]], lang: str) -> Any:
