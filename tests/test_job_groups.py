@@ -121,6 +121,8 @@ def test_lost_child_is_retried_alone(service, env_for_workers, redis_conn) -> No
     Queue("cpu", connection=redis_conn).remove(f"hisci-{a}-1")
     service.book.apply(a, lambda r: r.start(worker="gone", host="nowhere"))
     burst(env_for_workers)  # runs "b" only
+    midway = service.get(alice, parent["id"])
+    assert midway["status"] == "running" and midway["progress"] == pytest.approx(0.5, abs=1e-4)
     reaper = Reaper(env_for_workers, redis_conn, service.book)
     reaper.sweep()
     time.sleep(env_for_workers.heartbeat_ttl + 0.1)

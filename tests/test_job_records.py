@@ -145,3 +145,16 @@ def test_db_rebuild_of_1000_folders_equals_the_live_index(tmp_path, database_url
     assert "indexed 1000 jobs; 1 folders unreadable" in result.stdout
     assert "unreadable: 0000000000000bad: JSONDecodeError" in result.stderr
     assert len(live) == 1000 and _index_rows(book) == live
+
+
+def test_reaper_filter_names_exactly_the_active_states(tmp_path) -> None:
+    import re
+
+    from hisci.jobs.index import ACTIVE_SQL
+    from hisci.jobs.record import ACTIVE
+
+    assert set(re.findall(r"'(\w+)'", ACTIVE_SQL)) == {s.value for s in ACTIVE}
+    book = JobBook(tmp_path)
+    with book.engine.connect() as conn:
+        plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN SELECT doc FROM jobs WHERE {ACTIVE_SQL}").all()
+    assert "ix_jobs_active" in str(plan)

@@ -20,8 +20,8 @@ import sqlalchemy as sa
 
 from ..errors import InputError
 from ..storage import read_json
-from .index import jobs, lock_row, open_index, write_conn
-from .record import ACTIVE, STATES, JobRecord, timestamp
+from .index import ACTIVE_SQL, jobs, lock_row, open_index, write_conn
+from .record import STATES, JobRecord, timestamp
 from .store import JobNotFound, JobStore
 
 log = logging.getLogger("hisci.jobs.book")
@@ -105,7 +105,7 @@ class JobBook:
     def active(self) -> list[JobRecord]:
         """Queued, held and running records: all the reaper needs (the state index keeps
         this independent of how many finished jobs there are)."""
-        query = sa.select(jobs.c.doc).where(jobs.c.state.in_([s.value for s in ACTIVE]))
+        query = sa.select(jobs.c.doc).where(sa.text(ACTIVE_SQL))
         with self.engine.connect() as conn:
             return [JobRecord(_doc(r.doc)) for r in conn.execute(query)]
 

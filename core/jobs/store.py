@@ -53,13 +53,8 @@ class JobStore:
             raise JobNotFound(f"job '{job_id}' not found", given=job_id) from None
 
     def write(self, record: dict[str, Any]) -> None:
+        """Only JobBook calls this (after the index row); every other writer goes through it."""
         write_json(self.folder(record["id"]) / "job.json", record)
-
-    def update(self, job_id: str, **changes: Any) -> dict[str, Any]:
-        record = self.read(job_id)
-        record.update(changes)
-        self.write(record)
-        return record
 
     def all(self) -> Iterator[dict[str, Any]]:
         if not self.jobs_dir.is_dir():
