@@ -18,7 +18,7 @@ class Settings(BaseModel):
     ``HISCI_UPLOAD_LIMIT_MB``, ``HISCI_HEARTBEAT_TTL``, ``HISCI_REAPER_INTERVAL`` and
     ``HISCI_CANCEL_GRACE`` (seconds) for the job service, ``HISCI_DATABASE_URL`` for the job
     index (default: SQLite ``<data dir>/index.sqlite``; ``postgresql://user@host/db`` for PostgreSQL),
-    ``HISCI_CACHE_DIR`` (where local workflow runs remember succeeded steps; default
+    ``HISCI_STEP_CACHE_DIR`` (where local workflow runs remember succeeded steps; default
     ``~/.cache/hisci/steps``).
     """
 
@@ -35,7 +35,7 @@ class Settings(BaseModel):
     heartbeat_ttl: float = 10.0
     reaper_interval: float = 2.0
     cancel_grace: float = 10.0
-    cache_dir: Path = Field(default_factory=lambda: _default_cache())
+    step_cache_dir: Path = Field(default_factory=lambda: _default_step_cache())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -47,8 +47,8 @@ class Settings(BaseModel):
             values["plugin_path"] = tuple(
                 Path(p) for p in env["HISCI_PLUGIN_PATH"].split(os.pathsep) if p
             )
-        if env.get("HISCI_CACHE_DIR"):
-            values["cache_dir"] = Path(env["HISCI_CACHE_DIR"])
+        if env.get("HISCI_STEP_CACHE_DIR"):
+            values["step_cache_dir"] = Path(env["HISCI_STEP_CACHE_DIR"])
         if env.get("HISCI_REDIS_URL"):
             values["redis_url"] = env["HISCI_REDIS_URL"]
         if env.get("HISCI_DATABASE_URL"):
@@ -66,6 +66,6 @@ class Settings(BaseModel):
         return cls(**values)
 
 
-def _default_cache() -> Path:
+def _default_step_cache() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "hisci" / "steps"

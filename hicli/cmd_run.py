@@ -96,7 +96,7 @@ def run_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[str
 
             result = run_workflow(plugin, request, registry=registry, output_dir=output_dir,
                                   jobs=jobs, progress=bar,
-                                  cache=None if no_cache else StepCache(settings.cache_dir))
+                                  cache=None if no_cache else StepCache(settings.step_cache_dir))
         else:
             result = run_plugin(plugin, request, output_dir=output_dir, progress=bar)
     finish(result)

@@ -326,7 +326,7 @@ def test_xas_auto_lcf_finds_the_mixture(tmp_path, registry) -> None:
 
 
 def test_hicli_run_workflow_with_jobs_and_no_cache(cli, tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("HISCI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("HISCI_STEP_CACHE_DIR", str(tmp_path / "cache"))
     args = ["run", "xas_auto_lcf", "--example", "--quiet", "--jobs", "2"]
     first = cli.invoke(hicli, args + ["-o", str(tmp_path / "a")])
     assert first.exit_code == 0, first.output
