@@ -139,3 +139,22 @@ def test_bad_workflow_request_is_refused_before_anything_is_stored(wf_service) -
     assert exc.value.problems[0].pointer == "/extra/threshold"
     assert wf_service.book.page(JobFilter(owner="alice"))[0] == []
 
+
+
+def test_api_submits_a_workflow_and_refuses_bad_params(api, tokens) -> None:
+    from .conftest_service import bearer
+
+    ok = api.post("/api/v1/jobs", headers=bearer(tokens.alice),
+                  json={"plugin": "nhit_pipeline", "request": {"extra": {"seconds": 0.02}}})
+    assert ok.status_code == 201, ok.text
+    body = ok.json()
+    assert body["kind"] == "workflow" and {c["name"] for c in body["children"]} == {"simulate", "trigger", "check"}
+    children = api.get(f"/api/v1/jobs/{body['id']}/children", headers=bearer(tokens.alice)).json()["children"]
+    assert {c["name"] for c in children} == {"simulate", "trigger", "check"}
+    bad = api.post("/api/v1/jobs", headers=bearer(tokens.alice),
+                   json={"plugin": "nhit_pipeline", "request": {"extra": {"threshold": 0}}})
+    assert bad.status_code == 422
+    problem = bad.json()["error"]["problems"][0]
+    assert problem["pointer"] == "/extra/threshold"
+    other = api.get(f"/api/v1/jobs/{body['id']}", headers=bearer(tokens.bob))
+    assert other.status_code == 404
