@@ -41,7 +41,8 @@ def list_cmd(as_json: bool, lang: str) -> None:
 @handle_errors
 def show_cmd(plugin_id: str, as_json: bool, lang: str) -> None:
     """Show a plugin's card and its parameters with defaults and constraints."""
-    plugin = Registry.discover().get(plugin_id)
+    registry = Registry.discover()
+    plugin = registry.get(plugin_id)
     schema = plugin.parameter_schema()
     if as_json:
         click.echo(json.dumps({"plugin": plugin.summary(lang), "schema": schema}, indent=2,
@@ -60,6 +61,19 @@ def show_cmd(plugin_id: str, as_json: bool, lang: str) -> None:
     click.echo("parameters (extra):")
     for key, prop in schema["properties"]["extra"]["properties"].items():
         click.echo(f"  {key:<20} default={json.dumps(prop.get('default'))}  {_constraint(prop)}")
+    if plugin.is_workflow:
+        click.echo("steps:")
+        for sid, step in plugin.workflow.steps.items():
+            after = ", ".join(step.upstream)
+            click.echo(f"  {sid:<20} {step.plugin:<20} {'after ' + after if after else ''}".rstrip())
+    from hisci.models.meta import localize
+    from hisci.workflow.graph import plugin_outputs
+
+    outputs = plugin_outputs(plugin, registry)
+    if outputs:
+        click.echo("outputs:")
+        for name, out in outputs.items():
+            click.echo(f"  {name:<20} {out.glob:<20} {out.type or '':<16} {localize(out.description, lang)}".rstrip())
 
 
 def _constraint(prop: dict) -> str:

@@ -336,3 +336,12 @@ def test_hicli_run_workflow_with_jobs_and_no_cache(cli, tmp_path, monkeypatch) -
     third = cli.invoke(hicli, args + ["--no-cache", "-o", str(tmp_path / "c")])
     assert json.loads(third.stdout)["steps"]["lcf"]["cached"] is False
     assert (tmp_path / "c" / "lcf.csv").read_bytes() == (tmp_path / "a" / "lcf.csv").read_bytes()
+
+
+def test_hicli_show_lists_steps_and_outputs(cli) -> None:
+    result = cli.invoke(hicli, ["show", "nhit_pipeline"])
+    assert result.exit_code == 0, result.output
+    assert "  trigger              nhit_trigger         after simulate" in result.output
+    assert "  events               events.dat           nhit-events" in result.output
+    plain = cli.invoke(hicli, ["show", "xas_match"])
+    assert "  matches              matches.csv          xas-matches" in plain.output
