@@ -198,7 +198,9 @@ def database_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 def burst_worker(settings: Settings, queues: tuple[str, ...] = ("cpu",)) -> None:
     """Run every job on the queues in an RQ burst worker in this process (horses are forked);
     the caller sets the worker environment (see ``worker_env``)."""
-    from rq import Queue, Worker
+    from hisci.jobs.queueing import queue
+    from hisci.jobs.worker import HisciWorker
 
     redis = Redis.from_url(settings.redis_url)
-    Worker([Queue(q, connection=redis) for q in queues], connection=redis).work(burst=True, logging_level="WARNING")
+    HisciWorker([queue(redis, q) for q in queues], connection=redis, serializer=queue(redis, "cpu").serializer
+                ).work(burst=True, logging_level="WARNING")

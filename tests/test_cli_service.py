@@ -150,10 +150,10 @@ def test_reload_needs_admin_and_rediscovers(env, monkeypatch) -> None:
 def test_status_of_a_job_group_shows_children_with_worker_and_host(env) -> None:
     import time
 
-    from hisci.jobs import ChildSpec, GroupSpec, User
+    from hisci.jobs import ChildSpec, GroupSpec
 
     request = env.service.registry.get("table_plot").example_request()
-    parent = env.service.submit_group(User("alice"), GroupSpec(kind="parallel", plugin="table_plot"),
+    parent = env.service.submit_group(env.service.users.authenticate(env.tokens.alice), GroupSpec(kind="parallel", plugin="table_plot"),
                                       [ChildSpec(name=f"chunk-{i}", plugin="table_plot", request=request, kind="chunk")
                                        for i in range(2)])
     deadline = time.monotonic() + 60

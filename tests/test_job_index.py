@@ -28,16 +28,18 @@ def error_of(response) -> dict:
     return response.json()["error"]
 
 
-def finished(owner: str, plugin: str, minute: int, state: str = "succeeded") -> JobRecord:
-    return JobRecord({"id": uuid.uuid4().hex[:16], "plugin": {"id": plugin, "version": "1"}, "owner": owner,
+def finished(owner, plugin: str, minute: int, state: str = "succeeded") -> JobRecord:
+    return JobRecord({"id": uuid.uuid4().hex[:16], "plugin": {"id": plugin, "version": "1"}, "owner": owner.name,
+                      "owner_id": owner.id,
                       "status": state, "params": {}, "attempts": 1,
                       "created": f"2026-11-30T{minute // 60:02d}:{minute % 60:02d}:00.000+00:00"})
 
 
 def test_list_filters_and_keyset_pages(api, tokens, service) -> None:
     plugins = ("table_plot", "pdf_fit", "nhit_events")
-    records = [finished("alice", plugins[i % 3], i, "failed" if i % 5 == 0 else "succeeded") for i in range(120)]
-    service.book.create(*records, finished("bob", "table_plot", 7))
+    alice, bob = (service.users.authenticate(t) for t in (tokens.alice, tokens.bob))
+    records = [finished(alice, plugins[i % 3], i, "failed" if i % 5 == 0 else "succeeded") for i in range(120)]
+    service.book.create(*records, finished(bob, "table_plot", 7))
     seen, cursor = [], None
     while True:
         page = api.get("/api/v1/jobs", params={"limit": 50, **({"cursor": cursor} if cursor else {})},
@@ -99,6 +101,19 @@ def test_success_failure_retry_and_queued_cancel(api, tokens, service, service_s
     assert api.delete(f"/api/v1/jobs/{ok['id']}", headers=bearer(tokens.alice)).status_code == 204
     assert api.get(f"/api/v1/jobs/{ok['id']}", headers=bearer(tokens.alice)).status_code == 404
     assert not service.store.folder(ok["id"]).exists()
+
+
+def test_records_from_before_user_ids_stay_listed_for_their_migrated_owner(api, service) -> None:
+    """users.json entries without an id become ``name:<name>``; so do records without owner_id."""
+    from hisci.jobs.users import _hash
+    from hisci.storage import write_json
+
+    old = finished(type("U", (), {"name": "dave", "id": None})(), "table_plot", 3)
+    service.book.create(old)
+    write_json(service.settings.data_dir / "users.json", {"dave": {"token_sha256": _hash("tok-dave"), "admin": False}})
+    users = type(service.users).open(service.settings.data_dir, service.settings.database_url)
+    assert users.authenticate("tok-dave").id == "name:dave"
+    assert [j["id"] for j in api.get("/api/v1/jobs", headers=bearer("tok-dave")).json()["jobs"]] == [old.id]
 
 
 def test_users_json_moves_into_the_database(tmp_path, database_url) -> None:

@@ -8,21 +8,18 @@ from __future__ import annotations
 import json
 
 import pytest
-from redis import Redis
-from rq import Queue, Worker
 
 from hisci import Registry
 from hisci.jobs import JobFilter, JobService, User
 from hisci.workflow.local import run_workflow
 
-from .conftest_service import FIXTURE_PLUGINS, worker_env
+from .conftest_service import FIXTURE_PLUGINS, burst_worker, worker_env
 
 pytestmark = pytest.mark.redis
 
 
 def burst(settings) -> None:
-    redis = Redis.from_url(settings.redis_url)
-    Worker([Queue("cpu", connection=redis)], connection=redis).work(burst=True, logging_level="WARNING")
+    burst_worker(settings, ("cpu",))
 
 
 @pytest.fixture

@@ -30,8 +30,10 @@ BULK = 500
 
 @dataclass(frozen=True)
 class JobFilter:
-    """What ``GET /jobs`` may ask for. ``owner`` None means every owner (admins only)."""
+    """What ``GET /jobs`` may ask for: ``owner_id`` (a user's own jobs) or ``owner`` (a
+    name, for admins); neither means every owner (admins only)."""
 
+    owner_id: str | None = None
     owner: str | None = None
     state: str | None = None
     plugin: str | None = None
@@ -97,10 +99,11 @@ class JobBook:
         return JobRecord(_doc(row.doc))
 
     def children(self, parent_id: str) -> list[JobRecord]:
-        """The child records of a group, oldest first."""
+        """The child records of a group in the order they were given (``child_index``)."""
         query = sa.select(jobs.c.doc).where(jobs.c.parent_id == parent_id).order_by(jobs.c.created, jobs.c.id)
         with self.engine.connect() as conn:
-            return [JobRecord(_doc(r.doc)) for r in conn.execute(query)]
+            found = [JobRecord(_doc(r.doc)) for r in conn.execute(query)]
+        return sorted(found, key=lambda r: r.data.get("child_index", 0))
 
     def active(self) -> list[JobRecord]:
         """Queued, held and running records: all the reaper needs (the state index keeps
@@ -165,6 +168,8 @@ class JobBook:
 
 def _clauses(where: JobFilter) -> list[Any]:
     clauses: list[Any] = []
+    if where.owner_id is not None:
+        clauses.append(jobs.c.owner_id == where.owner_id)
     if where.owner is not None:
         clauses.append(jobs.c.owner == where.owner)
     if where.state:

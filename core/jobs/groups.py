@@ -33,7 +33,7 @@ from rq.job import Job, JobStatus
 from ..settings import Settings
 from . import keys
 from .book import JobBook
-from .queueing import enqueue
+from .queueing import SERIALIZER, enqueue
 from .record import JobRecord, JobState
 
 log = logging.getLogger("hisci.jobs.groups")
@@ -203,7 +203,7 @@ def _target(parent: JobRecord, children: list[JobRecord]) -> tuple[JobState, str
 
 def _rq_pending(redis: Redis, child: JobRecord) -> bool:
     try:
-        job = Job.fetch(keys.rq_job_id(child.id, child.attempts + 1), connection=redis)
+        job = Job.fetch(keys.rq_job_id(child.id, child.attempts + 1), connection=redis, serializer=SERIALIZER)
     except NoSuchJobError:
         return False
     return job.get_status(refresh=False) in PENDING_RQ

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..record import describe_inputs
-from ..runner import RunResult, resolve_inputs, run_plugin
+from ..runner import RunResult, run_plugin
 from ..storage import read_json
 from .cache import StepCache, link_outputs, step_key
 from .graph import Plan, plan
@@ -38,8 +38,7 @@ def submit_workflow(service: Any, user: Any, plugin: Any, request: dict[str, Any
     """Validate and plan ``plugin`` (a workflow) and submit it as a job group."""
     from ..jobs import ChildSpec, GroupSpec
 
-    params = plugin.validate_request(service._resolve_links(user, plugin.id, request))
-    files = resolve_inputs(plugin, params)
+    params, files = service._checked(user, plugin, request)  # validated, confined to the user's files
     the_plan = plan(plugin, params, dict(files), service.registry)
     children = []
     for sid, ps in the_plan.steps.items():
