@@ -97,3 +97,15 @@ def test_preview_of_a_plain_plugin_has_no_workflow_file(registry) -> None:
     entry = PreviewCache().build(dict(texts, **{"workflow.json": ""}), registry.get("table_plot"))
     assert entry["problems"] == [] and not entry["plugin"].is_workflow
     assert not (entry["folder"] / "workflow.json").exists()
+
+
+def test_preview_runs_a_workflow_example_in_its_child_process(registry, tmp_path) -> None:
+    from dash_app.pages.preview import run_example
+
+    parts = run_example(registry.get("xas_auto_lcf"), tmp_path, "en")
+    status = next(p for p in parts if getattr(p, "id", None) == "hs-pv-status")
+    assert status.children[0].children == "succeeded"
+    summary = json.loads(next(p for p in parts if getattr(p, "id", None) == "hs-pv-result-json").children)
+    assert summary["steps"] == {"match": {"status": "succeeded", "cached": False, "reason": None},
+                                "lcf": {"status": "succeeded", "cached": False, "reason": None}}
+    assert summary["outputs"]["lcf"] == ["lcf.csv"]
