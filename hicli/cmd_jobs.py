@@ -29,10 +29,12 @@ FINISHED = tuple(s.value for s in FINISHED_STATES)
 @click.option("--wait", is_flag=True, help="Wait until the job ends; exit 2 if it failed.")
 @handle_errors
 def submit_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[str, ...],
-               params_file: Path | None, example: bool, example_index: int, wait: bool) -> None:
+               input_files: tuple[str, ...], params_file: Path | None, example: bool, example_index: int,
+               wait: bool) -> None:
     """Submit a job to the service; prints the job id alone on stdout."""
     plugin = Registry.discover().get(plugin_id)
-    request, inputs = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index)
+    request, inputs = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index,
+                                       input_files)
     client = Client()
     for name, paths in inputs.items():
         links = [f"upload:{client.upload(Path(p))['id']}" for p in paths]

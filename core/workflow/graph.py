@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from jsonschema import Draft202012Validator
 
 from ..errors import HisciError, ParamsError, Problem, did_you_mean
-from ..expressions import ExpressionError, check_expression, evaluate, hiplot_params, truthy
+from ..expressions import ExpressionError, check_expression, evaluate, truthy
+from ..form import hiplot_params
 from ..models import Output
 from .model import WORKFLOW_FILE, FromStep, FromWorkflow, Workflow
 
