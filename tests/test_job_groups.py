@@ -158,4 +158,7 @@ def test_group_refuses_bad_specs(service, redis_conn) -> None:
     with pytest.raises(InputError, match="cycle"):
         service.submit_group(alice, GroupSpec(kind="workflow", plugin="table_plot"),
                              [table_child(service, "x", after=("y",)), table_child(service, "y", after=("x",))])
+    with pytest.raises(InputError, match="runner 'os:system' must be 'hisci.<module>:<function>'"):
+        service.submit_group(alice, GroupSpec(kind="parallel", plugin="table_plot"),
+                             [table_child(service, "x", runner="os:system")])
     assert service.book.page(service_filter(alice))[0] == []

@@ -73,7 +73,7 @@ class ChildSpec:
     kind : "step", "chunk", "point" or "merge".
     after : names of sibling children it waits for (RQ depends_on).
     allow_failure : run even when one of ``after`` failed or was cancelled.
-    runner : ``"module:function"`` with :func:`hisci.runner.run_plugin`'s keyword
+    runner : ``"hisci.<module>:<function>"`` with :func:`hisci.runner.run_plugin`'s keyword
         signature (plugin, params, record, output_dir, progress, cancel_check, xp, book),
         called by the worker instead of ``run_plugin`` (chunk and merge runners, workflow
         steps that resolve their inputs at run time).

@@ -140,6 +140,9 @@ class JobService:
             if spec.kind not in CHILD_KINDS:
                 raise InputError(f"child {spec.name!r}: kind {spec.kind!r} is not one of {', '.join(CHILD_KINDS)}",
                                  given=spec.kind, allowed=list(CHILD_KINDS))
+            if spec.runner and not (spec.runner.startswith("hisci.") and ":" in spec.runner):
+                raise InputError(f"child {spec.name!r}: runner {spec.runner!r} must be 'hisci.<module>:<function>'",
+                                 given=spec.runner, hint="runners live in the hisci package (workers import them)")
             plugin = self._runnable(spec.plugin)
             if spec.validated:
                 params, files = plugin.params.normalize(copy.deepcopy(spec.request)), {}

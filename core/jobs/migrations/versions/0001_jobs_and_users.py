@@ -39,6 +39,7 @@ def upgrade() -> None:
     op.create_index("ix_jobs_created", "jobs", ["created", "id"])
     op.create_index("ix_jobs_owner_id", "jobs", ["owner_id", "parent_id", "created", "id"])
     op.create_index("ix_jobs_owner", "jobs", ["owner", "created"])
+    op.create_index("ix_jobs_owner_state", "jobs", ["owner_id", "state", "created"])
     op.create_index("ix_jobs_state", "jobs", ["state", "created"])
     # the reaper's rows only: its sweep stays the same size however many jobs have finished
     active = sa.text(ACTIVE_SQL)
