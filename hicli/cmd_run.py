@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from hisci import Registry, run_plugin
+from hisci import Registry, Settings, run_plugin
 from hisci.assignments import assign_files, parse_assignments
 from hisci.errors import InputError
 from hisci.plugin import Plugin
@@ -81,16 +81,30 @@ def _single(inputs: dict[str, list[str]], plugin: Plugin) -> dict[str, Any]:
 @click.option("-o", "--output", "output_dir", required=True, type=click.Path(path_type=Path),
               help="Output folder (created).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Workflows: how many independent steps run at once (separate processes).")
+@click.option("--no-cache", is_flag=True,
+              help="Workflows: re-run every step even when a matching succeeded step exists.")
 @handle_errors
 def run_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[str, ...],
             input_files: tuple[str, ...], params_file: Path | None, example: bool, example_index: int,
-            output_dir: Path, quiet: bool) -> None:
-    """Run a plugin locally; results, figures and log go to OUTPUT."""
-    plugin = Registry.discover().get(plugin_id)
+            output_dir: Path, quiet: bool, jobs: int, no_cache: bool) -> None:
+    """Run a plugin or a workflow locally; results, figures and log go to OUTPUT."""
+    settings = Settings.from_env()
+    registry = Registry.discover(settings)
+    plugin = registry.get(plugin_id)
     request, _ = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index,
                                   input_files)
     with progress_bar(not quiet and sys.stderr.isatty(), plugin.id) as bar:
-        result = run_plugin(plugin, request, output_dir=output_dir, progress=bar)
+        if plugin.is_workflow:
+            from hisci.workflow.cache import StepCache
+            from hisci.workflow.local import run_workflow
+
+            result = run_workflow(plugin, request, registry=registry, output_dir=output_dir,
+                                  jobs=jobs, progress=bar,
+                                  cache=None if no_cache else StepCache(settings.step_cache_dir))
+        else:
+            result = run_plugin(plugin, request, output_dir=output_dir, progress=bar)
     finish(result)
 
 

@@ -77,6 +77,10 @@ class JobService:
     def submit(self, user: User, plugin_id: str, request: dict[str, Any]) -> dict[str, Any]:
         """Validate, write the record (index, then job.json) and enqueue on cpu or gpu."""
         plugin = self._runnable(plugin_id)
+        if plugin.is_workflow:  # a job group: one child per step (hisci.workflow.service)
+            from ..workflow.service import submit_workflow
+
+            return submit_workflow(self, user, plugin, request)
         params, files = self._checked(user, plugin, request)
         return self._submit(user, plugin, params, files)
 
@@ -420,4 +424,5 @@ def _child_summary(child: JobRecord) -> dict[str, Any]:
     return {"id": child.id, "name": d.get("name"), "kind": child.kind, "plugin": child.plugin_id,
             "status": child.state.value, "reason": child.reason, "progress": d.get("progress", 0.0),
             "attempts": child.attempts, "queue": d.get("queue"), "worker": d.get("worker"), "host": d.get("host"),
-            "depends_on": d.get("depends_on") or [], "started": d.get("started"), "finished": d.get("finished")}
+            "depends_on": d.get("depends_on") or [], "started": d.get("started"), "finished": d.get("finished"),
+            "cached_from": d.get("cached_from")}
