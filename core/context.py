@@ -53,6 +53,10 @@ class RunContext:
         self._cancel_check = cancel_check or (lambda: False)
         self.xp = xp
         self.figures: list[str] = []
+        #: How many chunks ``plan`` should aim for, and the plugin's ``runtime.parallel``
+        #: (set by the parallel executors; see :func:`hisci.parallel.split_range`).
+        self.chunk_target: int = 1
+        self.parallel: Any = None
 
     @property
     def on_gpu(self) -> bool:

@@ -107,6 +107,8 @@ def run_plugin(
     owner: str | None = None,
     params: dict[str, Any] | None = None,
     record: dict[str, Any] | None = None,
+    jobs: int = 1,
+    chunks: int | None = None,
 ) -> RunResult:
     """Validate, run and record one plugin run in ``output_dir``.
 
@@ -118,6 +120,9 @@ def run_plugin(
     ----------
     params : already validated params (the job worker passes the ones stored at submit).
     record : an existing job record to continue (the job layer's, with owner and queue).
+    jobs, chunks : run a parallel plugin (``runtime.parallel`` with plan/run_chunk/merge) in
+        ``jobs`` local processes and ``chunks`` chunks (default: one per process). A plugin
+        without them, or ``jobs == 1`` with no ``chunks``, runs whole as usual.
     """
     import numpy
 
@@ -126,6 +131,12 @@ def run_plugin(
             build_request(plugin, request, inputs=inputs, example=example, example_index=example_index))
     entry = plugin.load_entry()
     files = resolve_inputs(plugin, params)
+    if jobs > 1 or chunks:
+        from .parallel import local_parallel_entry, parallel_entry
+
+        funcs = parallel_entry(plugin)
+        if funcs is not None:
+            entry = local_parallel_entry(plugin, funcs, files, max(1, jobs), chunks)
     output_dir = prepare_output(output_dir)
     if record is None:
         record = new_record(plugin, params, files, job_id=job_id, owner=owner)

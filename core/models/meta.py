@@ -28,6 +28,16 @@ def localize(text: I18n | None, lang: str = "en") -> str:
     return text
 
 
+class Parallel(BaseModel):
+    """``runtime.parallel``: how a job splits into chunks (``plan``/``run_chunk``/``merge``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    over: Literal["rows", "frames", "batches", "fragments", "spectra"]
+    max_chunks: int = Field(default=64, ge=1)
+    min_chunk: int = Field(default=1, ge=1)
+
+
 class Runtime(BaseModel):
     """How hisci runs a plugin (absent: the plugin can be listed and drawn, not run)."""
 
@@ -42,6 +52,7 @@ class Runtime(BaseModel):
     memory_gb: float | str | None = None
     gpu_memory_gb: float | str | None = None
     retries: int = 0
+    parallel: Parallel | None = None
 
 
 class CardMeta(BaseModel):

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .figures import centre_figure, sinogram_figure, slices_figure
+from .parallel import merge, plan, run_chunk  # noqa: F401 - runtime.parallel: chunks of rows
 from .pipeline import ReconOptions, reconstruct_scan, tomopy_available
 from .scanio import ScanError, VolumeWriter, open_scan
 
