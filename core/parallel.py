@@ -43,7 +43,7 @@ class ParallelEntry:
     """The three functions of a parallel plugin, and its ``runtime.parallel`` block."""
 
     spec: Parallel
-    plan: Callable[[RunContext], list[dict[str, Any]]]
+    plan: Callable[[RunContext], list[dict[str, Any]] | None]
     run_chunk: Callable[[RunContext, dict[str, Any]], dict[str, Any] | None]
     merge: Callable[[RunContext, list[ChunkPart]], dict[str, Any] | None]
 
@@ -92,15 +92,22 @@ def chunk_count(n_items: int, wanted: int, spec: Parallel) -> int:
     return max(1, min(int(wanted), spec.max_chunks, by_size, max(n_items, 1)))
 
 
-def split_range(start: int, stop: int, ctx: RunContext) -> list[tuple[int, int]]:
+def split_range(start: int, stop: int, ctx: RunContext, align: int = 1) -> list[tuple[int, int]]:
     """Split ``[start, stop)`` into ``ctx.chunk_target`` contiguous, nearly equal ranges
-    (capped by the plugin's ``max_chunks``/``min_chunk``): the usual body of ``plan``."""
+    (capped by the plugin's ``max_chunks``/``min_chunk``): the usual body of ``plan``.
+
+    ``align``: every boundary but ``stop`` lies at ``start`` plus a multiple of it (ct_recon
+    packs two rows into one complex transform, so its chunks start on even offsets).
+    """
     n = stop - start
     if n <= 0:
         return []
     spec = ctx.parallel or Parallel(over="rows")
-    k = chunk_count(n, ctx.chunk_target, spec)
-    bounds = [start + (n * i) // k for i in range(k + 1)]
+    align = max(1, int(align))
+    units = -(-n // align)
+    k = chunk_count(units, ctx.chunk_target, Parallel(
+        over=spec.over, max_chunks=spec.max_chunks, min_chunk=max(1, -(-spec.min_chunk // align))))
+    bounds = [min(stop, start + align * ((units * i) // k)) for i in range(k + 1)]
     return [(bounds[i], bounds[i + 1]) for i in range(k) if bounds[i + 1] > bounds[i]]
 
 
@@ -199,11 +206,17 @@ def chunk_progress(job_dir: Path, n_chunks: int) -> list[float]:
     return values
 
 
-def make_plan(funcs: ParallelEntry, ctx: RunContext, wanted: int) -> list[dict[str, Any]]:
-    """Call the plugin's ``plan`` for ``wanted`` chunks; check and store the plan."""
+def make_plan(funcs: ParallelEntry, ctx: RunContext, wanted: int) -> list[dict[str, Any]] | None:
+    """Call the plugin's ``plan`` for ``wanted`` chunks; check and store the plan.
+
+    None means "these parameters do not split" (e.g. xas_match's PCA): the job runs whole.
+    """
     ctx.chunk_target = max(1, int(wanted))
     ctx.parallel = funcs.spec
-    plan = list(funcs.plan(ctx))
+    plan = funcs.plan(ctx)
+    if plan is None:
+        return None
+    plan = list(plan)
     if not plan:
         raise InputError("the plan has no chunks: nothing to do for these parameters",
                          hint="check the selection (rows, frames, spectra...)")
@@ -220,10 +233,14 @@ def local_parallel_entry(plugin: Plugin, funcs: ParallelEntry, files: dict[str, 
     and merges; progress is the mean of the chunks' progress, cancel reaches every chunk."""
     ref = (str(plugin.folder), plugin.source, plugin.package)
     str_files = {k: [str(p) for p in v] for k, v in files.items()}
+    whole = plugin.load_entry()
 
     def entry(ctx: RunContext) -> dict[str, Any]:
         ctx.progress(0.0, "planning")
         plan = make_plan(funcs, ctx, chunks or jobs)
+        if plan is None:
+            ctx.logger.info("the plan does not split these parameters: running whole")
+            return whole(ctx) or {}
         n = len(plan)
         ctx.logger.info("%d chunks over %s, %d processes", n, funcs.spec.over, jobs)
         ctx.progress(0.05, f"{n} chunks")
