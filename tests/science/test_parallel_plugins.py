@@ -1,0 +1,57 @@
+"""ct_recon and xas_match in chunks (two local processes) equal their whole runs."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from hisci import Registry, run_plugin
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return Registry.discover()
+
+
+@pytest.mark.parametrize("extra", [{"center": "auto"}, {"center": 64.25, "stripe": "sorting", "algorithm": "fbp"}],
+                         ids=["gridrec-auto-centre", "fbp-stripes"])
+def test_ct_recon_in_row_chunks_equals_single_run(registry, tmp_path, extra) -> None:
+    plugin = registry.get("ct_recon")
+    whole = run_plugin(plugin, {"extra": extra}, example=True, output_dir=tmp_path / "whole")
+    split = run_plugin(plugin, {"extra": extra}, example=True, output_dir=tmp_path / "split",
+                       jobs=2, chunks=3)
+    assert whole.ok and split.ok, split.error
+    with h5py.File(tmp_path / "whole/recon.h5") as a, h5py.File(tmp_path / "split/recon.h5") as b:
+        va, vb = a["exchange/data"][()], b["exchange/data"][()]
+        assert dict(a["exchange/data"].attrs) == dict(b["exchange/data"].attrs)
+    assert va.shape == vb.shape == (8, 128, 128)
+    assert np.abs(va - vb).max() <= 1e-6 * (va.max() - va.min())
+    assert split.summary["chunks"] == 3 and split.summary["center"] == whole.summary["center"]
+    assert not list((tmp_path / "split/chunks").rglob("part.h5"))  # merged, then removed
+    assert set(whole.record["figures"]) == set(split.record["figures"])
+
+
+@pytest.mark.parametrize("index,table", [(0, "matches.csv"), (1, "lcf.csv")], ids=["match", "batch-lcf"])
+def test_xas_match_in_spectrum_chunks_equals_single_run(registry, tmp_path, index, table) -> None:
+    plugin = registry.get("xas_match")
+    whole = run_plugin(plugin, example=True, example_index=index, output_dir=tmp_path / "whole")
+    split = run_plugin(plugin, example=True, example_index=index, output_dir=tmp_path / "split",
+                       jobs=2, chunks=3)
+    assert whole.ok and split.ok, split.error
+    a, b = pd.read_csv(tmp_path / "whole" / table), pd.read_csv(tmp_path / "split" / table)
+    assert list(a.columns) == list(b.columns) and len(a) == len(b) > 0
+    numbers = a.select_dtypes("number").columns
+    assert np.abs(a[numbers].to_numpy() - b[numbers].to_numpy()).max() <= 1e-9
+    assert (a.drop(columns=numbers) == b.drop(columns=numbers)).all().all()
+    assert (tmp_path / "whole/normalization.csv").read_bytes() == (tmp_path / "split/normalization.csv").read_bytes()
+    assert sorted(whole.record["figures"]) == sorted(split.record["figures"])
+    assert split.summary["spectra"] == whole.summary["spectra"]
+
+
+def test_xas_pca_does_not_split(registry, tmp_path) -> None:
+    result = run_plugin(registry.get("xas_match"), example=True, example_index=2,
+                        output_dir=tmp_path / "pca", jobs=2)
+    assert result.ok and "chunks" not in result.summary
+    assert "running whole" in (tmp_path / "pca/log.txt").read_text()
