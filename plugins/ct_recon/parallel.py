@@ -73,7 +73,7 @@ def plan(ctx: Any) -> list[dict[str, Any]]:
         info = {"rows": [r0, r1], "center": center, "center_vo": center_vo, "center_pc": center_pc,
                 "n_cols": scan.n_cols, "layout": scan.layout, "source": scan.path.name,
                 "pixel_size_um": scan.pixel_size_um}
-    ctx.save_json(info, f"chunks/{PLAN_FILE}")
+    ctx.save_json(f"chunks/{PLAN_FILE}", info)
     # Two rows share one complex transform: chunks start on even offsets, as blocks do.
     return [{"rows": [a, b], "center": center} for a, b in split_range(r0, r1, ctx, align=2)]
 
