@@ -55,3 +55,21 @@ def test_xas_pca_does_not_split(registry, tmp_path) -> None:
                         output_dir=tmp_path / "pca", jobs=2)
     assert result.ok and "chunks" not in result.summary
     assert "running whole" in (tmp_path / "pca/log.txt").read_text()
+
+
+def test_nhit_trigger_in_fragment_chunks_is_byte_identical(registry, tmp_path) -> None:
+    sim = run_plugin(registry.get("nhit_simulate"), {"extra": {"seconds": 0.2, "scale": 0.1, "seed": 3}},
+                     output_dir=tmp_path / "sim")
+    assert sim.ok, sim.error
+    hits = next((tmp_path / "sim").glob("*.hits"))
+    trigger = registry.get("nhit_trigger")
+    request = {"extra": {"threshold": 10, "workers": 1}}
+    whole = run_plugin(trigger, request, inputs={"hits": hits}, output_dir=tmp_path / "whole")
+    split = run_plugin(trigger, request, inputs={"hits": hits}, output_dir=tmp_path / "split",
+                       jobs=2, chunks=5)
+    assert whole.ok and split.ok, split.error
+    a = (tmp_path / "whole/events.dat").read_bytes()
+    assert whole.summary["events"] > 20 and len(a) > 10_000
+    assert (tmp_path / "split/events.dat").read_bytes() == a
+    assert split.summary["events"] == whole.summary["events"] and split.summary["chunks"] == 5
+    assert not list((tmp_path / "split/chunks").rglob("events.npz"))
