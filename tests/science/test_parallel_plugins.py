@@ -73,3 +73,23 @@ def test_nhit_trigger_in_fragment_chunks_is_byte_identical(registry, tmp_path) -
     assert (tmp_path / "split/events.dat").read_bytes() == a
     assert split.summary["events"] == whole.summary["events"] and split.summary["chunks"] == 5
     assert not list((tmp_path / "split/chunks").rglob("events.npz"))
+
+
+def test_pdf_series_in_frame_chunks_equals_single_run(registry, tmp_path) -> None:
+    plugin = registry.get("pdf")
+    example = plugin.folder / "example"
+    with h5py.File(example / "Ni_example.h5") as h5:
+        frame = h5["entry/data/data"][()].astype(np.float32)
+    with h5py.File(tmp_path / "series.h5", "w") as h5:
+        h5["entry/data/data"] = np.stack([frame * s for s in (1.0, 1.1, 0.9, 1.05, 0.95)])
+    inputs = {"image": [tmp_path / "series.h5"], "poni": example / "Ni_example.poni",
+              "mask": example / "Ni_example_mask.npz", "background": example / "Ni_example_bkg.h5"}
+    request = {"extra": {"rpoly": 2.0, "rmax": 15.0, "npt": 800, "bgscale": 0.85}}
+    whole = run_plugin(plugin, request, inputs=inputs, output_dir=tmp_path / "whole")
+    split = run_plugin(plugin, request, inputs=inputs, output_dir=tmp_path / "split", jobs=2, chunks=3)
+    assert whole.ok and split.ok, split.error
+    assert split.summary["n_frames"] == whole.summary["n_frames"] == 5 and split.summary["chunks"] == 3
+    a, b = np.load(tmp_path / "whole/gr_stack.npy"), np.load(tmp_path / "split/gr_stack.npy")
+    assert a.shape == b.shape and np.abs(a - b).max() <= 1e-9 * np.abs(a).max()
+    for i in range(5):
+        assert (tmp_path / f"split/series_{i:05d}.gr").read_bytes() == (tmp_path / f"whole/series_{i:05d}.gr").read_bytes()
