@@ -93,3 +93,23 @@ def test_pdf_series_in_frame_chunks_equals_single_run(registry, tmp_path) -> Non
     assert a.shape == b.shape and np.abs(a - b).max() <= 1e-9 * np.abs(a).max()
     for i in range(5):
         assert (tmp_path / f"split/series_{i:05d}.gr").read_bytes() == (tmp_path / f"whole/series_{i:05d}.gr").read_bytes()
+
+
+def test_muser_imaging_in_batch_chunks_equals_single_run(registry, tmp_path) -> None:
+    from .muser_imaging_helpers import make_dataset
+
+    make_dataset(tmp_path / "ds", n_batches=4, seed=31)
+    plugin = registry.get("muser_imaging")
+    request = {"extra": {"channels": "5", "image_size": 256, "clean_niter": 50, "polarizations": ["L", "R"]}}
+    inputs = {"dataset": tmp_path / "ds"}
+    whole = run_plugin(plugin, request, inputs=inputs, output_dir=tmp_path / "whole")
+    split = run_plugin(plugin, request, inputs=inputs, output_dir=tmp_path / "split", jobs=2, chunks=3)
+    assert whole.ok and split.ok, split.error
+    assert [b["batch"] for b in split.summary["batches"]] == [b["batch"] for b in whole.summary["batches"]]
+    assert len(whole.summary["batches"]) == 4 and split.summary["chunks"] == 3
+    for i in range(4):
+        for name in ("dirty.npy", "clean.npy"):
+            a = np.load(tmp_path / f"whole/batch_{i}/{name}")
+            b = np.load(tmp_path / f"split/batch_{i}/{name}")
+            assert np.abs(a - b).max() <= 1e-6 * (np.nanmax(a) - np.nanmin(a)), (i, name)
+    assert set(whole.record["figures"]) == set(split.record["figures"])
