@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import socket
 import time
 import traceback
 from collections.abc import Callable
@@ -14,8 +15,9 @@ from typing import Any
 
 from .context import ProgressSink, RunContext
 from .errors import InputError, JobCancelled
+from .jobs.record import FolderBook, JobRecord, JobState
 from .plugin import Plugin
-from .record import JobState, new_record, now, write_task_status
+from .record import new_record, write_task_status
 from .storage import write_json
 
 InputsArg = dict[str, "str | Path | list[str | Path]"]
@@ -107,6 +109,7 @@ def run_plugin(
     owner: str | None = None,
     params: dict[str, Any] | None = None,
     record: dict[str, Any] | None = None,
+    book: Any = None,
     jobs: int = 1,
     chunks: int | None = None,
 ) -> RunResult:
@@ -120,6 +123,8 @@ def run_plugin(
     ----------
     params : already validated params (the job worker passes the ones stored at submit).
     record : an existing job record to continue (the job layer's, with owner and queue).
+    book : where record changes go (``JobBook`` in the service; by default job.json in
+        ``output_dir``). Every change is a ``JobRecord`` transition.
     jobs, chunks : run a parallel plugin (``runtime.parallel`` with plan/run_chunk/merge) in
         ``jobs`` local processes and ``chunks`` chunks (default: one per process). A plugin
         without them, or ``jobs == 1`` with no ``chunks``, runs whole as usual.
@@ -140,27 +145,30 @@ def run_plugin(
     output_dir = prepare_output(output_dir)
     if record is None:
         record = new_record(plugin, params, files, job_id=job_id, owner=owner)
-    logger, handler = _file_logger(record["id"], output_dir / "log.txt")
+    book = book or FolderBook(output_dir, record)
+    job = JobRecord(record)
+    logger, handler = _file_logger(job.id, output_dir / "log.txt")
 
-    def save(**changes: Any) -> None:
-        record.update(changes)
-        write_json(output_dir / "job.json", record)
+    def save(change: Callable[[JobRecord], Any]) -> None:
+        nonlocal job
+        job = book.apply(job.id, change)
 
     last_write = [0.0]
 
     def report(fraction: float, message: str) -> None:
-        record.update(progress=round(fraction, 4), message=message)
         if time.monotonic() - last_write[0] > 0.2 or fraction >= 1:
             last_write[0] = time.monotonic()
-            save()
+            # another writer may have ended the job meanwhile (cancel, lost worker): then skip
+            save(lambda r: r.state == JobState.RUNNING and r.progress(fraction, message))
         if progress:
             progress(fraction, message)
 
     ctx = RunContext(params, files, output_dir, plugin.folder, logger, report, cancel_check,
                      xp or numpy)
-    save(status=JobState.RUNNING.value, started=now())
+    if job.state != JobState.RUNNING:
+        save(lambda r: r.start(host=socket.gethostname()))
     write_task_status(output_dir, 2)
-    logger.info("plugin %s %s started (job %s)", plugin.id, plugin.version, record["id"])
+    logger.info("plugin %s %s started (job %s)", plugin.id, plugin.version, job.id)
     try:
         summary = entry(ctx) or {}
         write_json(output_dir / "result.json", summary)
@@ -175,12 +183,12 @@ def run_plugin(
         logger.removeHandler(handler)
         handler.close()
     outputs = sorted(str(p.relative_to(output_dir)) for p in output_dir.rglob("*") if p.is_file())
-    save(status=state.value, reason=reason, finished=now(), figures=ctx.figures, outputs=outputs,
-         progress=1.0 if state == JobState.SUCCEEDED else record["progress"],
-         message="done" if state == JobState.SUCCEEDED else record["message"])
+    save(lambda r: r.state == JobState.RUNNING
+         and r.finish(state, reason, figures=ctx.figures, outputs=outputs))
     write_task_status(output_dir, 4 if state == JobState.SUCCEEDED else 2,
                       failed=state != JobState.SUCCEEDED)
-    return RunResult(state.value, output_dir, record, summary, reason)
+    state = job.state if job.state.finished else state
+    return RunResult(state.value, output_dir, job.data, summary, job.reason if job.state.finished else reason)
 
 
 def _reason(exc: BaseException, plugin: Plugin) -> str:

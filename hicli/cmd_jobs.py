@@ -13,12 +13,14 @@ from typing import Any
 import click
 
 from hisci import Registry
+from hisci.jobs.record import FINISHED as FINISHED_STATES
+from hisci.jobs.record import STATES
 
 from .client import Client
 from .cmd_run import assemble_request, request_options
 from .errors import EXIT_CANCELLED, EXIT_FAILED, handle_errors
 
-FINISHED = ("succeeded", "failed", "cancelled")
+FINISHED = tuple(s.value for s in FINISHED_STATES)
 
 
 @click.command("submit")
@@ -83,9 +85,20 @@ def status_cmd(job_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(record, indent=2))
         return
-    line = f"{record['id']}  {record['plugin']['id']}  {record['status']}  {100 * record.get('progress', 0):.0f}%"
-    click.echo(line + (f"  {record['message']}" if record.get("message") else "")
-               + (f"  reason: {record['reason']}" if record.get("reason") else ""))
+    click.echo(_status_line(record))
+    where = "  ".join(f"{k}: {record[k]}" for k in ("worker", "host") if record.get(k))
+    if where:
+        click.echo(f"  {where}")
+    for child in record.get("children") or []:
+        click.echo("  - " + _status_line({**child, "plugin": {"id": child["plugin"]}}, name=child.get("name"))
+                   + (f"  on {child['worker']}@{child['host']}" if child.get("worker") else ""))
+
+
+def _status_line(record: dict[str, Any], name: str | None = None) -> str:
+    line = (f"{record['id']}  {name + '  ' if name else ''}{record['plugin']['id']}  {record['status']}"
+            f"  {100 * (record.get('progress') or 0):.0f}%")
+    return (line + (f"  {record['message']}" if record.get("message") else "")
+            + (f"  reason: {record['reason']}" if record.get("reason") else ""))
 
 
 @click.command("logs")
@@ -147,7 +160,7 @@ def retry_cmd(job_id: str) -> None:
 
 
 @click.command("jobs")
-@click.option("--status", type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"]))
+@click.option("--status", type=click.Choice(list(STATES)))
 @click.option("--plugin")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)

@@ -12,7 +12,7 @@ from .errors import handle_errors
 
 def _store(data_dir: str | None) -> UserStore:
     settings = Settings.from_env(data_dir=data_dir)
-    return UserStore(settings.data_dir / "users.json")
+    return UserStore.open(settings.data_dir, settings.database_url)
 
 
 @click.group("user")

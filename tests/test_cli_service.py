@@ -77,10 +77,10 @@ def test_user_add_prints_only_the_token(isolated_env, tmp_path) -> None:
     result = CliRunner().invoke(hicli, ["user", "add", "carol", "--data-dir", str(tmp_path)])
     assert result.exit_code == 0
     token = result.stdout.strip()
-    store = UserStore(tmp_path / "users.json")
+    store = UserStore.open(tmp_path)
     assert store.authenticate(token).name == "carol"
-    assert token not in (tmp_path / "users.json").read_text()
-    assert stat.S_IMODE(os.stat(tmp_path / "users.json").st_mode) == 0o600
+    index = tmp_path / "index.sqlite"
+    assert token.encode() not in index.read_bytes() and stat.S_IMODE(os.stat(index).st_mode) == 0o600
     again = CliRunner().invoke(hicli, ["user", "add", "carol", "--data-dir", str(tmp_path)])
     assert again.exit_code == 1 and "user 'carol' exists" in again.output
 

@@ -11,10 +11,11 @@ from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from ..jobs import JobService, User
+from ..jobs.record import STATES
 from .auth import current_user, get_service
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-STATUSES = "^(queued|running|succeeded|failed|cancelled)$"
+STATUSES = f"^({'|'.join(STATES)})$"
 
 
 class SubmitBody(BaseModel):
@@ -29,17 +30,32 @@ def submit(body: SubmitBody, service: JobService = Depends(get_service),
 
 
 @router.get("")
-def list_jobs(status: str | None = Query(None, pattern=STATUSES), plugin: str | None = None,
-              limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+def list_jobs(status: str | None = Query(None, pattern=STATUSES, description="one state"),
+              plugin: str | None = Query(None, max_length=200, description="exact plugin id"),
+              owner: str | None = Query(None, max_length=64, description="admins: one user's jobs"),
+              created_after: str | None = Query(None, max_length=40, description="ISO 8601 time"),
+              created_before: str | None = Query(None, max_length=40, description="ISO 8601 time"),
+              q: str | None = Query(None, max_length=200, description="text in the plugin id"),
+              parent: str | None = Query(None, max_length=32, description="the children of this job group"),
+              limit: int = Query(50, ge=1, le=500), cursor: str | None = Query(None, max_length=200),
               service: JobService = Depends(get_service), user: User = Depends(current_user)) -> dict[str, Any]:
-    jobs, total = service.list_jobs(user, status, plugin, limit, offset)
-    return {"jobs": jobs, "total": total, "limit": limit, "offset": offset}
+    """Newest first; pass ``next_cursor`` as ``cursor`` for the next page (keyset pagination)."""
+    jobs, next_cursor = service.list_jobs(user, status, plugin, limit, cursor, owner=owner,
+                                          created_after=created_after, created_before=created_before,
+                                          q=q, parent=parent)
+    return {"jobs": jobs, "limit": limit, "next_cursor": next_cursor}
 
 
 @router.get("/{job_id}")
 def status(job_id: str, service: JobService = Depends(get_service),
            user: User = Depends(current_user)) -> dict[str, Any]:
     return service.get(user, job_id)
+
+
+@router.get("/{job_id}/children")
+def children(job_id: str, service: JobService = Depends(get_service),
+             user: User = Depends(current_user)) -> dict[str, Any]:
+    return {"children": service.children(user, job_id)}
 
 
 @router.get("/{job_id}/log")

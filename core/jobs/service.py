@@ -9,17 +9,20 @@ from typing import Any, BinaryIO
 
 from redis import Redis
 from rq import Queue
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
 from ..errors import InputError, ParamsError, Problem
-from ..record import JobState, new_record, now
+from ..record import new_record
 from ..registry import Registry
 from ..runner import resolve_inputs
 from ..settings import Settings
 from ..storage import read_json
-from . import keys
+from . import groups, keys
+from .book import JobBook, JobFilter
+from .groups import CHILD_KINDS, GROUP_KINDS, ChildSpec, GroupSpec
 from .queueing import enqueue
+from .record import JobRecord, JobState
 from .routing import fits, requirement, route
 from .store import JobNotFound, JobStore, UploadStore
 from .users import User, UserStore
@@ -34,9 +37,10 @@ class JobService:
         self.settings = settings
         self.registry = registry
         self.redis = redis or (Redis.from_url(settings.redis_url) if settings.redis_url else None)
-        self.store = JobStore(settings.data_dir)
+        self.book = JobBook(settings.data_dir, settings.database_url)
+        self.store: JobStore = self.book.store
         self.uploads = UploadStore(settings.data_dir, int(settings.upload_limit_mb * 2**20))
-        self.users = UserStore(settings.data_dir / "users.json")
+        self.users = UserStore.open(settings.data_dir, settings.database_url)
 
     # -- requests -------------------------------------------------------------------------
     def validate(self, plugin_id: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -75,45 +79,131 @@ class JobService:
         raise InputError(f"input '{name}': {link!r} is not an upload of yours", pointer=f"/data/{name}",
                          given=link, hint="upload the file (POST /api/v1/uploads) and use link 'upload:<id>'")
 
-    # -- jobs -----------------------------------------------------------------------------
+    # -- jobs ---------------------------------------------------------------------------
     def submit(self, user: User, plugin_id: str, request: dict[str, Any]) -> dict[str, Any]:
-        """Validate, write ``jobs/<id>/job.json`` and enqueue on cpu or gpu."""
+        """Validate, write the record (index, then job.json) and enqueue on cpu or gpu."""
+        plugin = self._runnable(plugin_id)
+        params = plugin.validate_request(self._resolve_links(user, plugin_id, request))
+        return self._submit(user, plugin, params)
+
+    def submit_params(self, user: User, plugin_id: str, params: dict[str, Any],
+                      **fields: Any) -> dict[str, Any]:
+        """Submit already-resolved params (retry): inputs are the stored paths."""
+        plugin = self._runnable(plugin_id)
+        return self._submit(user, plugin, plugin.validate_request(params), **fields)
+
+    def _runnable(self, plugin_id: str) -> Any:
         plugin = self.registry.get(plugin_id)
         if not plugin.runnable:
             raise ParamsError([Problem("this plugin has no runtime block, so it cannot be run",
                                        pointer="/runtime", given=plugin_id)], plugin_id=plugin_id)
-        params = plugin.validate_request(self._resolve_links(user, plugin_id, request))
+        return plugin
+
+    def _new(self, user: User, plugin: Any, params: dict[str, Any], redis: Redis, **fields: Any) -> JobRecord:
+        """A queued (or held) record routed to its queue; not yet stored."""
         files = resolve_inputs(plugin, params)
-        redis = self._redis()
         where = route(plugin, redis)
         needs = requirement(plugin, params, sum(p.stat().st_size for ps in files.values() for p in ps))
         ok, why = fits(redis, where.queue, needs)
-        record = new_record(plugin, params, files, owner=user.name)
-        record.update(queue=where.queue, fell_back=where.fell_back, routing=where.note,
-                      timeout=plugin.runtime.timeout, retries=plugin.runtime.retries, attempts=0,
-                      needs=needs, held=not ok, message=why)
-        self.store.write(record)
-        if ok:
-            enqueue(redis, self.settings, record)
+        record = JobRecord(new_record(plugin, params, files, owner=user.name))
+        record.note(owner_id=getattr(user, "id", None), queue=where.queue, fell_back=where.fell_back,
+                    routing=where.note, timeout=plugin.runtime.timeout, retries=plugin.runtime.retries,
+                    attempts=0, needs=needs, held=False, message="", kind="job", parent_id=None, **fields)
+        if not ok:
+            record.hold(why)
         return record
 
+    def _submit(self, user: User, plugin: Any, params: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        redis = self._redis()
+        record = self._new(user, plugin, params, redis, **fields)
+        self.book.create(record)
+        if record.state == JobState.QUEUED:
+            enqueue(redis, self.settings, record.data)
+        return record.data
+
+    def submit_group(self, user: User, parent: GroupSpec, children: list[ChildSpec],
+                     finish: ChildSpec | None = None) -> dict[str, Any]:
+        """Create a job group (workflow, parallel job, sweep) and enqueue its children.
+
+        ``finish`` (a merge or final step) depends on every other child and runs even when
+        some failed only if it says ``allow_failure``. Returns the parent record with its
+        ``children``. See :mod:`hisci.jobs.groups`."""
+        if parent.kind not in GROUP_KINDS:
+            raise InputError(f"group kind {parent.kind!r} is not one of {', '.join(GROUP_KINDS)}",
+                             given=parent.kind, allowed=list(GROUP_KINDS))
+        specs = list(children) + ([finish] if finish else [])
+        if not children:
+            raise InputError("a job group needs at least one child", given=[], hint="pass children=[ChildSpec(...)]")
+        names = [c.name for c in specs]
+        if len(set(names)) != len(names):
+            raise InputError("child names must be unique within a group", given=names)
+        redis = self._redis()
+        group_plugin = self.registry.get(parent.plugin)
+        head = JobRecord(new_record(group_plugin, parent.request, {}, owner=user.name))
+        head.note(owner_id=getattr(user, "id", None), kind=parent.kind, parent_id=None, queue=None, attempts=0,
+                  retries=0, held=False, message="", children_names=names, **parent.fields)
+        made: dict[str, JobRecord] = {}
+        for spec in specs:
+            if spec.kind not in CHILD_KINDS:
+                raise InputError(f"child {spec.name!r}: kind {spec.kind!r} is not one of {', '.join(CHILD_KINDS)}",
+                                 given=spec.kind, allowed=list(CHILD_KINDS))
+            plugin = self._runnable(spec.plugin)
+            params = (plugin.params.normalize(copy.deepcopy(spec.request)) if spec.validated else
+                      plugin.validate_request(self._resolve_links(user, spec.plugin, spec.request)))
+            files = {} if spec.validated else resolve_inputs(plugin, params)
+            record = JobRecord(new_record(plugin, params, files, owner=user.name))
+            queue = spec.queue or route(plugin, redis).queue
+            record.note(owner_id=getattr(user, "id", None), kind=spec.kind, name=spec.name, parent_id=head.id,
+                        queue=queue, timeout=plugin.runtime.timeout, attempts=0, held=False, message="",
+                        retries=plugin.runtime.retries if spec.retries is None else spec.retries,
+                        allow_failure=spec.allow_failure, runner=spec.runner, **spec.fields)
+            made[spec.name] = record
+        after = {spec.name: (tuple(names[:-1]) if finish is not None and spec is finish else spec.after)
+                 for spec in specs}
+        for name, record in made.items():
+            unknown = [a for a in after[name] if a not in made]
+            if unknown:
+                raise InputError(f"child {name!r} waits for unknown children {unknown}", given=unknown,
+                                 allowed=names)
+            record.note(depends_on=[made[a].id for a in after[name]])
+        groups.order(list(made.values()))  # refuses cycles before anything is stored
+        self.book.create(head, *made.values())
+        groups.dispatch(self.settings, redis, self.book, list(made.values()))
+        return self.get(user, head.id)
+
+    def children(self, user: User, job_id: str) -> list[dict[str, Any]]:
+        """The children of a group (empty for a plain job), oldest first."""
+        self.get(user, job_id)
+        return [_child_summary(c) for c in self.book.children(job_id)]
+
     def get(self, user: User, job_id: str) -> dict[str, Any]:
-        record = self.store.read(job_id)
-        if not (user.admin or record.get("owner") == user.name):
+        record = self._own(user, job_id)
+        data = dict(record.data)
+        if record.kind in GROUP_KINDS:
+            data["children"] = [_child_summary(c) for c in self.book.children(job_id)]
+        return data
+
+    def _own(self, user: User, job_id: str) -> JobRecord:
+        record = self.book.get(job_id)
+        if not (user.admin or record.owner == user.name):
             raise JobNotFound(f"job '{job_id}' not found", given=job_id)
         return record
 
     def list_jobs(self, user: User, status: str | None = None, plugin: str | None = None,
-                  limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
-        records = [r for r in self.store.all()
-                   if (user.admin or r.get("owner") == user.name)
-                   and (status is None or r.get("status") == status)
-                   and (plugin is None or r["plugin"]["id"] == plugin)]
-        records.sort(key=lambda r: r.get("created", ""), reverse=True)
-        return records[offset:offset + limit], len(records)
+                  limit: int = 50, cursor: str | None = None, *, owner: str | None = None,
+                  created_after: str | None = None, created_before: str | None = None,
+                  q: str | None = None, parent: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of jobs, newest first, and the next page's cursor. A user sees their own;
+        an admin sees everyone's, or one ``owner``'s. Top-level jobs unless ``parent``."""
+        if owner is not None and not user.admin and owner != user.name:
+            raise InputError("only admins may list other users' jobs", given=owner, hint="leave owner out")
+        who = (owner if owner is not None else None) if user.admin else user.name
+        where = JobFilter(owner=who, state=status, plugin=plugin, created_after=created_after,
+                          created_before=created_before, q=q, parent_id=parent)
+        return self.book.page(where, limit, cursor)
 
     def log(self, user: User, job_id: str, offset: int = 0) -> tuple[str, int]:
-        self.get(user, job_id)
+        self._own(user, job_id)
         path = self.store.folder(job_id) / "log.txt"
         if not path.exists():
             return "", offset
@@ -125,15 +215,15 @@ class JobService:
     def events(self, user: User, job_id: str, after: str = "0-0") -> list[dict[str, Any]]:
         from .events import EventStream
 
-        self.get(user, job_id)
+        self._own(user, job_id)
         return EventStream(self._redis(), job_id).read(after)
 
     def files(self, user: User, job_id: str) -> list[dict[str, Any]]:
-        self.get(user, job_id)
+        self._own(user, job_id)
         return self.store.files(job_id)
 
     def file_path(self, user: User, job_id: str, relative: str) -> Path:
-        self.get(user, job_id)
+        self._own(user, job_id)
         return self.store.file(job_id, relative)
 
     def figure(self, user: User, job_id: str, name: str) -> dict[str, Any]:
@@ -141,52 +231,68 @@ class JobService:
         return read_json(self.file_path(user, job_id, name))
 
     def cancel(self, user: User, job_id: str) -> dict[str, Any]:
-        """Queued: removed from the queue. Running: a cancel flag that ctx.progress sees; the
-        reaper stops the work horse after the grace period."""
-        record = self.get(user, job_id)
-        status = JobState(record["status"])
-        if status.finished:
-            return record
+        """Queued or held: cancelled at once. Running: a cancel flag that ctx.progress sees;
+        the reaper stops the work horse after the grace period. A group: its children."""
+        record = self._own(user, job_id)
+        if record.state.finished:
+            return self.get(user, job_id)
         redis = self._redis()
-        redis.set(keys.cancel(job_id), time.time(), ex=7 * 86400)
-        if status == JobState.QUEUED:
+        if record.kind in GROUP_KINDS:
+            self.book.note(job_id, cancel_requested=True, message="cancelling")
+            for child in self.book.children(job_id):
+                if child.state.active:
+                    self._cancel_one(redis, child)
+            groups.derive(self.book, job_id)
+            return self.get(user, job_id)
+        self._cancel_one(redis, record)
+        return self.get(user, job_id)
+
+    def _cancel_one(self, redis: Redis, record: JobRecord) -> None:
+        redis.set(keys.cancel(record.id), time.time(), ex=7 * 86400)
+        if record.state in (JobState.QUEUED, JobState.HELD):
             try:
-                Job.fetch(keys.rq_job_id(job_id, record.get("attempts", 0) + 1), connection=redis).cancel()
-            except NoSuchJobError:
+                Job.fetch(keys.rq_job_id(record.id, record.attempts + 1), connection=redis).cancel()
+            except (NoSuchJobError, InvalidJobOperation):
                 pass
-            return self.store.update(job_id, status=JobState.CANCELLED.value, finished=now(),
-                                     reason="cancelled before it started", held=False)
-        return self.store.update(job_id, message="cancelling")
+            done = self.book.apply(record.id, lambda r: r.state in (JobState.QUEUED, JobState.HELD)
+                                   and r.finish(JobState.CANCELLED, "cancelled before it started"))
+            if done.state == JobState.CANCELLED:
+                return
+        self.book.apply(record.id, lambda r: r.state == JobState.RUNNING and r.note(message="cancelling"))
 
     def retry(self, user: User, job_id: str) -> dict[str, Any]:
-        """A new job with the same plugin, params and inputs."""
-        old = self.get(user, job_id)
-        if not JobState(old["status"]).finished:
-            raise InputError(f"job {job_id} is still {old['status']}", given=old["status"],
+        """A plain job: a new job with the same plugin, params and inputs (``retry_of``).
+        A group: its failed and cancelled children run again (new attempts), nothing else."""
+        old = self._own(user, job_id)
+        if not old.state.finished:
+            raise InputError(f"job {job_id} is still {old.state.value}", given=old.state.value,
                              allowed=["succeeded", "failed", "cancelled"], hint="cancel it first")
-        owner = User(old["owner"], user.admin)
-        record = self.submit_params(owner, old["plugin"]["id"], old["params"])
-        return self.store.update(record["id"], retry_of=job_id)
+        if old.kind in GROUP_KINDS:
+            return self._retry_group(user, old)
+        owner = User(old.owner or user.name, user.admin)
+        return self.submit_params(owner, old.plugin_id, old.data["params"], retry_of=job_id)
 
-    def submit_params(self, user: User, plugin_id: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Submit already-resolved params (retry): inputs are the stored paths."""
-        plugin = self.registry.get(plugin_id)
-        params = plugin.validate_request(params)
+    def _retry_group(self, user: User, parent: JobRecord) -> dict[str, Any]:
+        if parent.state == JobState.SUCCEEDED:
+            raise InputError(f"job group {parent.id} succeeded: nothing to retry", given="succeeded",
+                             allowed=["failed", "cancelled"])
         redis = self._redis()
-        where = route(plugin, redis)
-        record = new_record(plugin, params, resolve_inputs(plugin, params), owner=user.name)
-        record.update(queue=where.queue, fell_back=where.fell_back, routing=where.note,
-                      timeout=plugin.runtime.timeout, retries=plugin.runtime.retries, attempts=0,
-                      needs={}, held=False, message="")
-        self.store.write(record)
-        enqueue(redis, self.settings, record)
-        return record
+        rerun = [c for c in self.book.children(parent.id) if c.state in (JobState.FAILED, JobState.CANCELLED)]
+        for child in rerun:
+            redis.delete(keys.cancel(child.id))
+        self.book.apply(parent.id, lambda r: r.requeue("retry of the failed children")
+                        and r.note(cancel_requested=False))
+        again = [self.book.apply(c.id, lambda r: r.requeue("group retry")) for c in rerun]
+        groups.dispatch(self.settings, redis, self.book, again)
+        return self.get(user, parent.id)
 
     def delete(self, user: User, job_id: str) -> None:
-        record = self.get(user, job_id)
-        if not JobState(record["status"]).finished:
+        record = self._own(user, job_id)
+        if not record.state.finished:
             self.cancel(user, job_id)
-        self.store.delete(job_id)
+        for child in self.book.children(job_id):
+            self.book.delete(child.id)
+        self.book.delete(job_id)
 
     # -- health ---------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -220,3 +326,11 @@ def _writable(folder: Path) -> bool:
         return True
     except OSError:
         return False
+
+
+def _child_summary(child: JobRecord) -> dict[str, Any]:
+    d = child.data
+    return {"id": child.id, "name": d.get("name"), "kind": child.kind, "plugin": child.plugin_id,
+            "status": child.state.value, "reason": child.reason, "progress": d.get("progress", 0.0),
+            "attempts": child.attempts, "queue": d.get("queue"), "worker": d.get("worker"), "host": d.get("host"),
+            "depends_on": d.get("depends_on") or [], "started": d.get("started"), "finished": d.get("finished")}

@@ -15,14 +15,15 @@ from rq import Queue, Worker, get_current_job
 from ..errors import HisciError, UnknownPluginError
 from ..gpu import INSTALL_HINT, array_module, gpu_available
 from ..processes import die_with_parent
-from ..record import JobState, now
 from ..registry import Registry
 from ..runner import run_plugin
 from ..settings import Settings
 from . import keys
+from .book import JobBook
 from .events import EventStream, Heartbeat
+from .record import JobRecord, JobState
 from .routing import advertise_capacity
-from .store import JobStore
+from .store import JobNotFound
 
 log = logging.getLogger("hisci.worker")
 GPU_ENV = "HISCI_WORKER_GPU"
@@ -44,36 +45,66 @@ def execute(job_id: str, data_dir: str) -> str:
     rq_job = get_current_job()
     redis: Redis = rq_job.connection
     settings = Settings.from_env(data_dir=Path(data_dir))
-    store = JobStore(settings.data_dir)
-    record = store.read(job_id)
+    book = JobBook(settings.data_dir, settings.database_url)
     events = EventStream(redis, job_id)
-    if redis.exists(keys.cancel(job_id)) or JobState(record["status"]).finished:
-        if not JobState(record["status"]).finished:
-            record = store.update(job_id, status=JobState.CANCELLED.value, reason="cancelled before start",
-                                  finished=now())
-        return record["status"]
+    try:
+        job = book.get(job_id)
+    except JobNotFound:
+        return "deleted"  # deleted while queued: nothing to run, nothing to write
+    if job.state.finished:
+        return job.state.value
+    if redis.exists(keys.cancel(job_id)):
+        job = book.apply(job_id, lambda r: r.state.active and r.finish(JobState.CANCELLED, "cancelled before start"))
+        return _ended(settings, redis, book, job)
+    if job.parent_id and job.data.get("depends_on"):
+        from . import groups
+
+        # RQ ran us because our dependencies' RQ jobs ended; the records decide: refresh
+        # skips us when a dependency failed and re-dispatches us when one is being retried
+        deps = [book.get(d) for d in job.data["depends_on"]]
+        if not all(d.state.finished for d in deps) or (
+                not job.data.get("allow_failure") and any(d.state != JobState.SUCCEEDED for d in deps)):
+            groups.refresh(settings, redis, book, job.parent_id)
+            return book.get(job_id).state.value
     use_gpu = os.environ.get(GPU_ENV) == "1" and rq_job.origin == "gpu"
-    record.update(host=socket.gethostname(), worker=rq_job.worker_name, attempts=record.get("attempts", 0) + 1,
-                  ran_on_gpu=use_gpu, status=JobState.RUNNING.value, started=now())
-    store.write(record)
-    events.emit("state", status="running", host=record["host"])
+    job = book.apply(job_id, lambda r: r.state == JobState.QUEUED
+                     and r.start(worker=rq_job.worker_name, host=socket.gethostname(), ran_on_gpu=use_gpu))
+    if job.state != JobState.RUNNING:
+        return job.state.value
+    events.emit("state", status="running", host=job.data["host"], worker=job.data.get("worker"))
     heartbeat = Heartbeat(redis, job_id, settings.heartbeat_ttl).start()
     try:
-        plugin = _find_plugin(settings, record["plugin"]["id"])
-        result = run_plugin(
-            plugin, params=record["params"], record=record, output_dir=store.folder(job_id),
+        plugin = _find_plugin(settings, job.plugin_id)
+        runner = _runner(job.data.get("runner"))
+        result = runner(
+            plugin, params=job.data["params"], record=job.data, output_dir=book.store.folder(job_id),
             progress=events.progress, cancel_check=lambda: bool(redis.exists(keys.cancel(job_id))),
-            xp=array_module(prefer_gpu=use_gpu),
+            xp=array_module(prefer_gpu=use_gpu), book=book,
         )
-        record = result.record
+        job = JobRecord(result.record)
+    except JobNotFound:
+        return "deleted"  # deleted while it ran: the folder stays gone
     except HisciError as err:  # plugin missing on this worker, input vanished, ...
-        record = store.update(job_id, status=JobState.FAILED.value, reason=str(err), finished=now())
+        why = str(err)
+        job = book.apply(job_id, lambda r: r.state == JobState.RUNNING and r.finish(JobState.FAILED, why))
     finally:
         heartbeat.stop()
-    events.emit("state", status=record["status"], reason=record.get("reason"))
-    if record["status"] == JobState.FAILED.value:
-        _maybe_retry(settings, redis, record)
-    return record["status"]
+    events.emit("state", status=job.state.value, reason=job.reason)
+    if job.may_retry():
+        retry(settings, redis, book, job_id)
+    return _ended(settings, redis, book, job)
+
+
+def _ended(settings: Settings, redis: Redis, book: JobBook, job: JobRecord) -> str:
+    """A child's end moves its group on (skips, re-dispatch, the parent's state)."""
+    if job.parent_id:
+        from . import groups
+
+        try:
+            groups.refresh(settings, redis, book, job.parent_id)
+        except JobNotFound:
+            pass  # the group was deleted
+    return job.state.value
 
 
 def _find_plugin(settings: Settings, plugin_id: str):
@@ -85,16 +116,25 @@ def _find_plugin(settings: Settings, plugin_id: str):
         return Registry.discover(settings).get(plugin_id)
 
 
-def _maybe_retry(settings: Settings, redis: Redis, record: dict) -> None:
-    """Automatic retries for plugins that declare ``runtime.retries``."""
-    retries = record.get("retries", 0)
-    if record.get("attempts", 1) <= retries and not str(record.get("reason", "")).startswith("cancel"):
-        from .queueing import enqueue
+def _runner(spec: str | None):
+    """``run_plugin``, or a job group child's ``runner`` ("module:function")."""
+    if not spec:
+        return run_plugin
+    import importlib
 
-        store = JobStore(settings.data_dir)
-        record = store.update(record["id"], status=JobState.QUEUED.value,
-                              message=f"retrying after: {record.get('reason')}")
-        enqueue(redis, settings, record)
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def retry(settings: Settings, redis: Redis, book: JobBook, job_id: str) -> bool:
+    """Requeue a failed attempt when THE retry rule (``JobRecord.may_retry``) allows it."""
+    from .queueing import enqueue
+
+    job = book.apply(job_id, lambda r: r.may_retry() and r.requeue(r.reason or "failed"))
+    if job.state != JobState.QUEUED:
+        return False
+    enqueue(redis, settings, job.data)
+    return True
 
 
 def _die_with_parent() -> None:

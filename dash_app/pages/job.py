@@ -11,11 +11,12 @@ from dash.exceptions import PreventUpdate
 
 from hisci import HisciError
 from hisci.figures import decode_arrays
+from hisci.jobs.record import FINISHED
 
 from ..i18n import norm_lang, t
 from ..widgets import human_size
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+TERMINAL = tuple(s.value for s in FINISHED)
 LOG_LINES = 200
 LOG_TAIL_CHARS = 24 * 1024
 POLL_MS = 1000
