@@ -112,6 +112,7 @@ def run_plugin(
     book: Any = None,
     jobs: int = 1,
     chunks: int | None = None,
+    entry: Callable[[RunContext], Any] | None = None,
 ) -> RunResult:
     """Validate, run and record one plugin run in ``output_dir``.
 
@@ -128,13 +129,15 @@ def run_plugin(
     jobs, chunks : run a parallel plugin (``runtime.parallel`` with plan/run_chunk/merge) in
         ``jobs`` local processes and ``chunks`` chunks (default: one per process). A plugin
         without them, or ``jobs == 1`` with no ``chunks``, runs whole as usual.
+    entry : call this with the RunContext instead of the plugin's entry point (the job
+        service's chunk and merge children, :mod:`hisci.jobs.scaleout`).
     """
     import numpy
 
     if params is None:
         params = plugin.validate_request(
             build_request(plugin, request, inputs=inputs, example=example, example_index=example_index))
-    entry = plugin.load_entry()
+    entry = entry or plugin.load_entry()
     files = resolve_inputs(plugin, params)
     if jobs > 1 or chunks:
         from .parallel import local_parallel_entry, parallel_entry

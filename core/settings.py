@@ -33,6 +33,7 @@ class Settings(BaseModel):
     heartbeat_ttl: float = 10.0
     reaper_interval: float = 2.0
     cancel_grace: float = 10.0
+    sweep_limit: int = 200
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -54,6 +55,8 @@ class Settings(BaseModel):
                           ("HISCI_CANCEL_GRACE", "cancel_grace")):
             if env.get(name):
                 values[key] = float(env[name])
+        if env.get("HISCI_SWEEP_LIMIT"):
+            values["sweep_limit"] = int(env["HISCI_SWEEP_LIMIT"])
         values["builtins"] = env.get("HISCI_NO_BUILTINS", "") not in ("1", "true", "yes")
         values["entry_points"] = env.get("HISCI_NO_ENTRY_POINTS", "") not in ("1", "true", "yes")
         values["trace"] = env.get("HISCI_TRACE", "") in ("1", "true", "yes")

@@ -27,9 +27,15 @@ FINISHED = tuple(s.value for s in FINISHED_STATES)
 @click.argument("plugin_id")
 @request_options
 @click.option("--wait", is_flag=True, help="Wait until the job ends; exit 2 if it failed.")
+@click.option("--chunks", type=click.IntRange(1, 4096), default=None,
+              help="Split a parallel plugin's job into N chunks (default: automatic when more "
+                   "than one worker could take them).")
+@click.option("--sweep", "sweep_text", default=None, metavar="KEY=VALUES",
+              help="One child job per value: extra.center=1020:1030:0.5 (stop included) or a,b,c.")
 @handle_errors
 def submit_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[str, ...],
-               params_file: Path | None, example: bool, example_index: int, wait: bool) -> None:
+               params_file: Path | None, example: bool, example_index: int, wait: bool,
+               chunks: int | None, sweep_text: str | None) -> None:
     """Submit a job to the service; prints the job id alone on stdout."""
     plugin = Registry.discover().get(plugin_id)
     request, inputs = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index)
@@ -40,9 +46,19 @@ def submit_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[
         request.setdefault("data", {})[name] = {"value": [Path(p).name for p in paths] if isinstance(value, list)
                                                 else Path(paths[0]).name, "link": value}
     _relative_examples(plugin, request)
-    record = client.json("POST", "/jobs", json={"plugin": plugin_id, "request": request})
+    body: dict[str, Any] = {"plugin": plugin_id, "request": request}
+    if chunks is not None:
+        body["chunks"] = chunks
+    if sweep_text:
+        from hisci.sweep import parse_sweep
+
+        swept = parse_sweep(sweep_text, plugin)  # refused here, before any upload is used
+        body["sweep"] = {swept.key: list(swept.values)}
+    record = client.json("POST", "/jobs", json=body)
     click.echo(record["id"])
-    click.echo(f"submitted {plugin_id} as job {record['id']} on queue {record['queue']}"
+    where = (f"{len(record['children'])} children ({record.get('kind')})" if record.get("children")
+             else f"queue {record['queue']}")
+    click.echo(f"submitted {plugin_id} as job {record['id']}, {where}"
                + (f" ({record['message']})" if record.get("message") else ""), err=True)
     if wait:
         _finish(_wait(client, record["id"]))

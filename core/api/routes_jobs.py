@@ -21,12 +21,15 @@ STATUSES = f"^({'|'.join(STATES)})$"
 class SubmitBody(BaseModel):
     plugin: str = Field(..., description="plugin id", min_length=1, max_length=200)
     request: dict[str, Any] = Field(default_factory=dict, description="{data, dataArg, general, extra, textarea}")
+    chunks: int | None = Field(None, ge=1, le=4096, description="split a parallel plugin's job into N chunks")
+    sweep: dict[str, list[Any] | str] | None = Field(
+        None, description='one parameter and its values: {"extra.center": [1020, 1020.5]} or "1020:1030:0.5"')
 
 
 @router.post("", status_code=201)
 def submit(body: SubmitBody, service: JobService = Depends(get_service),
            user: User = Depends(current_user)) -> dict[str, Any]:
-    return service.submit(user, body.plugin, body.request)
+    return service.submit(user, body.plugin, body.request, chunks=body.chunks, sweep=body.sweep)
 
 
 @router.get("")

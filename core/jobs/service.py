@@ -80,8 +80,21 @@ class JobService:
                          given=link, hint="upload the file (POST /api/v1/uploads) and use link 'upload:<id>'")
 
     # -- jobs ---------------------------------------------------------------------------
-    def submit(self, user: User, plugin_id: str, request: dict[str, Any]) -> dict[str, Any]:
-        """Validate, write the record (index, then job.json) and enqueue on cpu or gpu."""
+    def submit(self, user: User, plugin_id: str, request: dict[str, Any], *, chunks: int | None = None,
+               sweep: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Validate, write the record (index, then job.json) and enqueue on cpu or gpu.
+
+        ``sweep`` (``{"extra.center": [..]}``) makes a sweep group, one child per value. A
+        parallel plugin becomes a group of chunks and a merge when ``chunks`` is given or
+        more than one live worker could take chunks (:mod:`hisci.jobs.scaleout`).
+        """
+        from . import scaleout
+
+        if sweep:
+            return scaleout.submit_sweep(self, user, plugin_id, request, sweep)
+        group = scaleout.submit_parallel(self, user, plugin_id, request, chunks)
+        if group is not None:
+            return group
         plugin = self._runnable(plugin_id)
         params = plugin.validate_request(self._resolve_links(user, plugin_id, request))
         return self._submit(user, plugin, params)

@@ -68,7 +68,7 @@ def execute(job_id: str, data_dir: str) -> str:
             return book.get(job_id).state.value
     use_gpu = os.environ.get(GPU_ENV) == "1" and rq_job.origin == "gpu"
     job = book.apply(job_id, lambda r: r.state == JobState.QUEUED
-                     and r.start(worker=rq_job.worker_name, host=socket.gethostname(), ran_on_gpu=use_gpu))
+                     and r.start(worker=rq_job.worker_name, host=os.environ.get("HISCI_WORKER_HOST") or socket.gethostname(), ran_on_gpu=use_gpu))
     if job.state != JobState.RUNNING:
         return job.state.value
     events.emit("state", status="running", host=job.data["host"], worker=job.data.get("worker"))
