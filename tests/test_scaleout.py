@@ -91,6 +91,16 @@ def _finished(service: JobService, user: User, job_id: str) -> dict | None:
     return record if record["status"] in ("succeeded", "failed", "cancelled") else None
 
 
+def _wait_group(service: JobService, user: User, job_id: str, timeout: float) -> dict:
+    try:
+        return wait_for(lambda: _finished(service, user, job_id), timeout=timeout)
+    except AssertionError:
+        record = service.get(user, job_id)
+        brief = [{k: c.get(k) for k in ("name", "status", "reason", "host", "attempts", "started", "finished")}
+                 for c in record.get("children", [])]
+        raise AssertionError(f"group {job_id} still {record['status']}: {json.dumps(brief, indent=1)}") from None
+
+
 def _merge_folder(service: JobService, parent: dict) -> Path:
     merge = next(c for c in parent["children"] if c["kind"] == "merge")
     return service.store.folder(merge["id"])
@@ -103,7 +113,7 @@ def test_chunked_ct_recon_on_three_hosts_equals_single_run(cluster, tmp_path: Pa
     parent = service.submit(alice, "ct_recon", request, chunks=3)
     assert parent["kind"] == "parallel" and parent["chunks"] == 3
     assert [c["name"] for c in parent["children"]] == ["chunk-0", "chunk-1", "chunk-2", "merge"]
-    done = wait_for(lambda: _finished(service, alice, parent["id"]), timeout=240)
+    done = _wait_group(service, alice, parent["id"], 240)
     assert done["status"] == "succeeded", done.get("reason")
     assert done["progress"] == 1.0
     chunks = [c for c in done["children"] if c["kind"] == "chunk"]
@@ -117,7 +127,7 @@ def test_chunked_ct_recon_on_three_hosts_equals_single_run(cluster, tmp_path: Pa
 
 
 def test_chunked_nhit_trigger_is_byte_identical(cluster, tmp_path: Path) -> None:
-    service, alice = cluster["service"], User("alice")
+    service, alice = cluster["service"], User("admin", admin=True)  # an admin may name files on the shared disk
     sim = run_plugin(service.registry.get("nhit_simulate"), {"extra": {"seconds": 0.1, "scale": 0.1, "seed": 5}},
                      output_dir=tmp_path / "sim")
     hits = next((tmp_path / "sim").glob("*.hits"))
@@ -125,7 +135,7 @@ def test_chunked_nhit_trigger_is_byte_identical(cluster, tmp_path: Path) -> None
                "data": {"hits": {"value": str(hits), "link": str(hits)}}}
     single = run_plugin(service.registry.get("nhit_trigger"), request, output_dir=tmp_path / "single")
     parent = service.submit(alice, "nhit_trigger", request, chunks=4)
-    done = wait_for(lambda: _finished(service, alice, parent["id"]), timeout=240)
+    done = _wait_group(service, alice, parent["id"], 240)
     assert done["status"] == "succeeded", done.get("reason")
     events = (_merge_folder(service, done) / "events.dat").read_bytes()
     assert len(events) > 1000 and events == (single.output_dir / "events.dat").read_bytes()
@@ -142,7 +152,7 @@ def test_killed_chunk_worker_is_retried_alone_on_another_host(cluster) -> None:
     chunks = wait_for(all_running, timeout=60)
     victim = chunks[0]
     workers[victim["host"]].kill()
-    done = wait_for(lambda: _finished(service, alice, parent["id"]), timeout=120)
+    done = _wait_group(service, alice, parent["id"], 120)
     assert done["status"] == "succeeded", done.get("reason")
     kids = {c["name"]: c for c in done["children"]}
     assert kids["chunk-0"]["attempts"] == 2 and kids["chunk-0"]["host"] != victim["host"]
@@ -157,7 +167,7 @@ def test_cancel_reaches_every_chunk(cluster) -> None:
     wait_for(lambda: all(c["status"] == "running" for c in service.get(alice, parent["id"])["children"][:3]),
              timeout=60)
     service.cancel(alice, parent["id"])
-    done = wait_for(lambda: _finished(service, alice, parent["id"]), timeout=30)
+    done = _wait_group(service, alice, parent["id"], 30)
     assert done["status"] == "cancelled"
     for child in done["children"]:
         assert child["status"] == "cancelled", child
