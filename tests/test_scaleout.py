@@ -195,8 +195,9 @@ def test_sweep_children_through_the_api(cluster, tmp_path: Path) -> None:
         assert parent["kind"] == "sweep" and parent["sweep"] == {"key": "extra.scale", "values": [1, 2, 3]}
         done = wait_for(lambda: (lambda r: r if r["status"] == "succeeded" else None)(
             api.get(f"/api/v1/jobs/{parent['id']}", headers=bearer(token)).json()), timeout=120)
-        assert [c["name"] for c in done["children"]] == ["extra.scale=1", "extra.scale=2", "extra.scale=3"]
-        for scale, child in zip((1, 2, 3), done["children"], strict=True):
+        children = sorted(done["children"], key=lambda c: c["name"])
+        assert [c["name"] for c in children] == ["extra.scale=1", "extra.scale=2", "extra.scale=3"]
+        for scale, child in zip((1, 2, 3), children, strict=True):
             record = api.get(f"/api/v1/jobs/{child['id']}", headers=bearer(token)).json()
             assert record["worker"] and record["host"] in HOSTS and record["sweep_value"] == scale
             result = json.loads((service.store.folder(child["id"]) / "result.json").read_text())
