@@ -187,13 +187,14 @@ class JobService:
     def children(self, user: User, job_id: str) -> list[dict[str, Any]]:
         """The children of a group (empty for a plain job), oldest first."""
         self.get(user, job_id)
-        return [_child_summary(c) for c in self.book.children(job_id)]
+        head = self.book.get(job_id)
+        return [_child_summary(c) for c in _in_order(head, self.book.children(job_id))]
 
     def get(self, user: User, job_id: str) -> dict[str, Any]:
         record = self._own(user, job_id)
         data = dict(record.data)
         if record.kind in GROUP_KINDS:
-            data["children"] = [_child_summary(c) for c in self.book.children(job_id)]
+            data["children"] = [_child_summary(c) for c in _in_order(record, self.book.children(job_id))]
         return data
 
     def _own(self, user: User, job_id: str) -> JobRecord:
@@ -339,6 +340,12 @@ def _writable(folder: Path) -> bool:
         return True
     except OSError:
         return False
+
+
+def _in_order(head: JobRecord, children: list[JobRecord]) -> list[JobRecord]:
+    """Children in the order the group was submitted (created times can tie)."""
+    names = {name: i for i, name in enumerate(head.data.get("children_names") or [])}
+    return sorted(children, key=lambda c: names.get(c.data.get("name"), len(names)))
 
 
 def _child_summary(child: JobRecord) -> dict[str, Any]:
