@@ -202,3 +202,28 @@ def test_sweep_children_through_the_api(cluster, tmp_path: Path) -> None:
             assert record["worker"] and record["host"] in HOSTS and record["sweep_value"] == scale
             result = json.loads((service.store.folder(child["id"]) / "result.json").read_text())
             assert result["sum"] == scale * sum(k * k for k in range(10))
+
+
+def test_worker_token_receives_redis_credentials_and_nothing_else(secured_redis, tmp_path, monkeypatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from hisci.api import create_app
+
+    for name in ("HISCI_PLUGIN_PATH", "HISCI_DATA_DIR", "HISCI_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(data_dir=tmp_path / "data", redis_url=secured_redis, plugin_path=(FIXTURE_PLUGINS,),
+                        entry_points=False)
+    service = JobService(settings, Registry.discover(settings))
+    worker_token, user_token = service.users.add("node7", worker=True), service.users.add("dave")
+    assert [u.worker for u in service.users.list()] == [False, True]  # dave, node7
+    facts = {"host": "node7", "cores": 4, "memory_gb": 16.0, "gpus": 0, "queues": ["cpu"]}
+    with TestClient(create_app(settings, service.registry, service, with_web=False)) as api:
+        ok = api.post("/api/v1/workers/register", headers=bearer(worker_token), json=facts)
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["redis_url"] == secured_redis and ok.json()["data_dir"] == str(settings.data_dir.resolve())
+        refused = api.post("/api/v1/workers/register", headers=bearer(user_token), json=facts)
+        assert refused.status_code == 403 and "worker token" in refused.text and "redis" not in refused.text
+        assert api.get("/api/v1/jobs", headers=bearer(worker_token)).status_code == 403
+        bad = api.post("/api/v1/workers/register", headers=bearer(worker_token), json={**facts, "queues": ["x"]})
+        assert bad.status_code == 422
+    assert json.loads(Redis.from_url(secured_redis).get("hisci:registered:node7"))["cores"] == 4

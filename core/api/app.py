@@ -17,6 +17,7 @@ from . import errors
 from .routes_jobs import router as jobs_router
 from .routes_misc import router as misc_router
 from .routes_plugins import router as plugins_router
+from .routes_workers import router as workers_router
 
 API_PREFIX = "/api/v1"
 log = logging.getLogger("hisci.api")
@@ -41,7 +42,7 @@ def create_app(settings: Settings, registry: Registry, service: JobService | Non
     app.state.service = service
     app.state.registry = registry
     errors.install(app)
-    for router in (plugins_router, jobs_router, misc_router):
+    for router in (plugins_router, jobs_router, misc_router, workers_router):
         app.include_router(router, prefix=API_PREFIX)
     if with_web:
         _mount_web(app, settings, registry, service)

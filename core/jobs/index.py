@@ -49,6 +49,7 @@ users = sa.Table(
     sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
     sa.Column("admin", sa.Boolean, nullable=False),
     sa.Column("created", sa.Float, nullable=False),
+    sa.Column("worker", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 _ENGINES: dict[tuple[int, str], Engine] = {}

@@ -44,6 +44,9 @@ def execute(job_id: str, data_dir: str) -> str:
     _die_with_parent()
     rq_job = get_current_job()
     redis: Redis = rq_job.connection
+    from .join import mapped
+
+    data_dir = mapped(data_dir)  # the shared folder may be mounted elsewhere on this host
     settings = Settings.from_env(data_dir=Path(data_dir))
     book = JobBook(settings.data_dir, settings.database_url)
     events = EventStream(redis, job_id)
@@ -76,8 +79,10 @@ def execute(job_id: str, data_dir: str) -> str:
     try:
         plugin = _find_plugin(settings, job.plugin_id)
         runner = _runner(job.data.get("runner"))
+        import json
+
         result = runner(
-            plugin, params=job.data["params"], record=job.data, output_dir=book.store.folder(job_id),
+            plugin, params=json.loads(mapped(json.dumps(job.data["params"]))), record=job.data, output_dir=book.store.folder(job_id),
             progress=events.progress, cancel_check=lambda: bool(redis.exists(keys.cancel(job_id))),
             xp=array_module(prefer_gpu=use_gpu), book=book,
         )
