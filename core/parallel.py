@@ -280,7 +280,9 @@ def _run_pool(ref: tuple[str, str, str | None], ctx: RunContext, files: dict[str
     import multiprocessing
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
-    mp = multiprocessing.get_context("spawn")
+    # fork where there is one: the chunk processes start with the plugin already imported
+    # (and its numba kernels compiled); the parent has run no thread pool of its own by then
+    mp = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     slot = mp.Value("i", 0)
     job_dir = ctx.output_dir
     n = len(plan)

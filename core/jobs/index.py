@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 DATABASE_ENV = "HISCI_DATABASE_URL"
-HEAD = "0001"
+HEAD = "0002"  # the newest migration in migrations/versions
 metadata = sa.MetaData()
 
 jobs = sa.Table(
