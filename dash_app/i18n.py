@@ -103,6 +103,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "preview.result": ("Result", "结果"),
     "preview.cannot_run": ("Cannot run: {why}", "无法运行：{why}"),
     "status.queued": ("queued", "排队中"),
+    "status.held": ("held", "等待资源"),
     "status.running": ("running", "运行中"),
     "status.succeeded": ("succeeded", "成功"),
     "status.failed": ("failed", "失败"),

@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "jobs": "hicli.cmd_jobs:jobs_cmd",
     "reload": "hicli.cmd_jobs:reload_cmd",
     "user": "hicli.cmd_user:user_group",
+    "db": "hicli.cmd_db:db_group",
 }
 
 

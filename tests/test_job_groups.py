@@ -6,13 +6,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from redis import Redis
-from rq import Queue, Worker
 
 from hisci.jobs import ChildSpec, GroupSpec, JobService, User
+from hisci.jobs.queueing import queue
 from hisci.jobs.reaper import Reaper
 
-from .conftest_service import bearer, worker_env
+from .conftest_service import bearer, burst_worker, worker_env
 
 pytestmark = pytest.mark.redis
 
@@ -27,8 +26,7 @@ def env_for_workers(service_settings, monkeypatch):
 
 def burst(settings, queues=("cpu",)) -> None:
     """Run every job on the queues (and any they release) in an RQ burst worker, then return."""
-    redis = Redis.from_url(settings.redis_url)
-    Worker([Queue(q, connection=redis) for q in queues], connection=redis).work(burst=True, logging_level="WARNING")
+    burst_worker(settings, queues)
 
 
 def table_child(service: JobService, name: str, **kw) -> ChildSpec:
@@ -118,9 +116,11 @@ def test_lost_child_is_retried_alone(service, env_for_workers, redis_conn) -> No
                                    table_child(service, "b", kind="chunk", retries=1)])
     a, b = (c["id"] for c in parent["children"])
     # a worker takes chunk "a" and dies without a trace: running, no heartbeat, no horse
-    Queue("cpu", connection=redis_conn).remove(f"hisci-{a}-1")
+    queue(redis_conn, "cpu").remove(f"hisci-{a}-1")
     service.book.apply(a, lambda r: r.start(worker="gone", host="nowhere"))
     burst(env_for_workers)  # runs "b" only
+    midway = service.get(alice, parent["id"])
+    assert midway["status"] == "running" and midway["progress"] == pytest.approx(0.5, abs=1e-4)
     reaper = Reaper(env_for_workers, redis_conn, service.book)
     reaper.sweep()
     time.sleep(env_for_workers.heartbeat_ttl + 0.1)
@@ -135,7 +135,8 @@ def test_lost_child_is_retried_alone(service, env_for_workers, redis_conn) -> No
 
 
 def test_group_status_over_the_api(api, tokens, service, env_for_workers) -> None:
-    parent = service.submit_group(User("alice"), GroupSpec(kind="parallel", plugin="table_plot"),
+    alice = service.users.authenticate(tokens.alice)
+    parent = service.submit_group(alice, GroupSpec(kind="parallel", plugin="table_plot"),
                                   [table_child(service, "only", kind="chunk")])
     burst(env_for_workers)
     body = api.get(f"/api/v1/jobs/{parent['id']}", headers=bearer(tokens.alice)).json()

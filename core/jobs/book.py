@@ -20,8 +20,8 @@ import sqlalchemy as sa
 
 from ..errors import InputError
 from ..storage import read_json
-from .index import jobs, lock_row, open_index, write_conn
-from .record import ACTIVE, STATES, JobRecord, timestamp
+from .index import ACTIVE_SQL, jobs, lock_row, open_index, write_conn
+from .record import STATES, JobRecord, timestamp
 from .store import JobNotFound, JobStore
 
 log = logging.getLogger("hisci.jobs.book")
@@ -30,8 +30,10 @@ BULK = 500
 
 @dataclass(frozen=True)
 class JobFilter:
-    """What ``GET /jobs`` may ask for. ``owner`` None means every owner (admins only)."""
+    """What ``GET /jobs`` may ask for: ``owner_id`` (a user's own jobs) or ``owner`` (a
+    name, for admins); neither means every owner (admins only)."""
 
+    owner_id: str | None = None
     owner: str | None = None
     state: str | None = None
     plugin: str | None = None
@@ -97,15 +99,16 @@ class JobBook:
         return JobRecord(_doc(row.doc))
 
     def children(self, parent_id: str) -> list[JobRecord]:
-        """The child records of a group, oldest first."""
+        """The child records of a group in the order they were given (``child_index``)."""
         query = sa.select(jobs.c.doc).where(jobs.c.parent_id == parent_id).order_by(jobs.c.created, jobs.c.id)
         with self.engine.connect() as conn:
-            return [JobRecord(_doc(r.doc)) for r in conn.execute(query)]
+            found = [JobRecord(_doc(r.doc)) for r in conn.execute(query)]
+        return sorted(found, key=lambda r: r.data.get("child_index", 0))
 
     def active(self) -> list[JobRecord]:
         """Queued, held and running records: all the reaper needs (the state index keeps
         this independent of how many finished jobs there are)."""
-        query = sa.select(jobs.c.doc).where(jobs.c.state.in_([s.value for s in ACTIVE]))
+        query = sa.select(jobs.c.doc).where(sa.text(ACTIVE_SQL))
         with self.engine.connect() as conn:
             return [JobRecord(_doc(r.doc)) for r in conn.execute(query)]
 
@@ -165,6 +168,8 @@ class JobBook:
 
 def _clauses(where: JobFilter) -> list[Any]:
     clauses: list[Any] = []
+    if where.owner_id is not None:
+        clauses.append(jobs.c.owner_id == where.owner_id)
     if where.owner is not None:
         clauses.append(jobs.c.owner == where.owner)
     if where.state:

@@ -33,7 +33,7 @@ from rq.job import Job, JobStatus
 from ..settings import Settings
 from . import keys
 from .book import JobBook
-from .queueing import enqueue
+from .queueing import SERIALIZER, enqueue
 from .record import JobRecord, JobState
 
 log = logging.getLogger("hisci.jobs.groups")
@@ -206,7 +206,7 @@ def _stranded(redis: Redis, child: JobRecord, deps: list[JobRecord], grace: floa
     still deferred well after every dependency ended (a dependency's worker was lost, so RQ
     never released its dependents; the dependency's retry is a new RQ job)."""
     try:
-        job = Job.fetch(keys.rq_job_id(child.id, child.attempts + 1), connection=redis)
+        job = Job.fetch(keys.rq_job_id(child.id, child.attempts + 1), connection=redis, serializer=SERIALIZER)
     except NoSuchJobError:
         return True
     status = job.get_status(refresh=False)

@@ -18,6 +18,9 @@ from sqlalchemy.engine import Engine
 
 DATABASE_ENV = "HISCI_DATABASE_URL"
 HEAD = "0002"  # the newest migration in migrations/versions
+#: the reaper's filter, written as in the partial index ix_jobs_active so both SQLite and
+#: PostgreSQL use that index (a bound-parameter IN would not match it)
+ACTIVE_SQL = "state IN ('queued', 'held', 'running')"
 metadata = sa.MetaData()
 
 jobs = sa.Table(

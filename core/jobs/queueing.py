@@ -7,11 +7,21 @@ from typing import Any
 from redis import Redis
 from rq import Queue
 from rq.job import Dependency
+from rq.serializers import JSONSerializer
 
 from ..settings import Settings
 from . import keys
 
-EXECUTE = "hisci.jobs.worker.execute"
+#: The one function a hisci worker runs; a job naming anything else is refused (worker.py).
+JOB_FUNCTION = "hisci.jobs.worker.execute"
+#: Job data goes through JSON, never pickle: a process that reaches Redis cannot smuggle a
+#: pickle payload (code that runs on load) into a worker.
+SERIALIZER = JSONSerializer
+
+
+def queue(redis: Redis, name: str) -> Queue:
+    """The RQ queue ``name`` with hisci's serializer."""
+    return Queue(name, connection=redis, serializer=SERIALIZER)
 
 
 def enqueue(redis: Redis, settings: Settings, record: dict[str, Any], depends_on: list[str] | None = None,
@@ -25,8 +35,8 @@ def enqueue(redis: Redis, settings: Settings, record: dict[str, Any], depends_on
     extra: dict[str, Any] = {}
     if depends_on:
         extra["depends_on"] = Dependency(jobs=depends_on, allow_failure=allow_failure)
-    Queue(record["queue"], connection=redis).enqueue(
-        EXECUTE, record["id"], str(settings.data_dir.resolve()),
+    queue(redis, record["queue"]).enqueue(
+        JOB_FUNCTION, record["id"], str(settings.data_dir.resolve()),
         job_id=rq_id, job_timeout=int(record.get("timeout") or 3600), result_ttl=600,
         failure_ttl=86400, description=f"{record['plugin']['id']} {record['id']}", **extra)
     return rq_id

@@ -230,7 +230,8 @@ class JobRecord:
         d = self.data
         plugin = d.get("plugin") or {}
         return {
-            "id": d["id"], "owner": d.get("owner"), "owner_id": d.get("owner_id"),
+            "id": d["id"], "owner": d.get("owner"),
+            "owner_id": d.get("owner_id") or (f"name:{d['owner']}" if d.get("owner") else None),
             "plugin": plugin.get("id", ""), "version": plugin.get("version"),
             "state": self.state.value, "queue": d.get("queue"), "worker": d.get("worker"), "host": d.get("host"),
             "created": timestamp(d.get("created")) or time.time(), "started": timestamp(d.get("started")),

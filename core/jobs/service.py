@@ -12,22 +12,21 @@ from rq import Queue
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
-from ..errors import InputError, ParamsError, Problem
+from ..errors import ConflictError, InputError, ParamsError, Problem
+from ..inputs import InputAccess, pin_inputs, resolve_inputs
 from ..record import new_record
 from ..registry import Registry
-from ..runner import resolve_inputs
+from ..requests import canonical_request
 from ..settings import Settings
 from ..storage import read_json
 from . import groups, keys
 from .book import JobBook, JobFilter
 from .groups import CHILD_KINDS, GROUP_KINDS, ChildSpec, GroupSpec
-from .queueing import enqueue
+from .queueing import SERIALIZER, enqueue
 from .record import JobRecord, JobState
 from .routing import fits, requirement, route
 from .store import JobNotFound, JobStore, UploadStore
-from .users import User, UserStore
-
-UPLOAD_PREFIX = "upload:"
+from .users import User, UserStore, owns
 
 
 class JobService:
@@ -43,41 +42,29 @@ class JobService:
         self.users = UserStore.open(settings.data_dir, settings.database_url)
 
     # -- requests -------------------------------------------------------------------------
-    def validate(self, plugin_id: str, request: dict[str, Any]) -> dict[str, Any]:
-        return self.registry.get(plugin_id).validate_request(request)
+    def validate(self, plugin_id: str, request: dict[str, Any], user: User | None = None) -> dict[str, Any]:
+        """The params a submit would store; with ``user`` its inputs are checked (confined) too."""
+        plugin = self.registry.get(plugin_id)
+        if user is None:
+            return plugin.validate_request(canonical_request(request, plugin_id))
+        return self._checked(user, plugin, request)[0]
 
     def save_upload(self, user: User, filename: str, stream: BinaryIO) -> dict[str, Any]:
-        return self.uploads.save(user.name, filename, stream)
+        return self.uploads.save(user.id, filename, stream)
 
-    def _resolve_links(self, user: User, plugin_id: str, request: dict[str, Any]) -> dict[str, Any]:
-        """``upload:<id>`` links become stored paths; any other link must name a file inside
-        the plugin folder (its examples): a user cannot point a job at server paths."""
-        plugin = self.registry.get(plugin_id)
-        request = plugin.params.normalize(copy.deepcopy(request or {}))
-        for name, entry in (request.get("data") or {}).items():
-            if not isinstance(entry, dict):
-                continue
-            field = "link" if entry.get("link") else "value"  # Hiplot keeps demo paths in value
-            links = entry.get(field)
-            if not links:
-                continue
-            single = isinstance(links, str)
-            resolved = [self._resolve_one(user, plugin, name, link) for link in ([links] if single else links)]
-            entry["link"] = resolved[0] if single else resolved
-        return request
+    def access(self, user: User) -> InputAccess:
+        """What ``user``'s jobs may read: own uploads, plugin files, data roots for admins."""
+        return InputAccess(
+            upload_path=lambda upload_id: self.uploads.path(user.id, upload_id, user.admin),
+            owns_upload_folder=lambda folder: user.admin or self.uploads.owns(user.id, folder.name),
+            uploads_dir=self.uploads.uploads_dir, admin=user.admin,
+            data_roots=tuple(r.resolve() for r in self.settings.data_roots))
 
-    def _resolve_one(self, user: User, plugin: Any, name: str, link: str) -> str:
-        if not link:
-            return link
-        if link.startswith(UPLOAD_PREFIX):
-            return str(self.uploads.path(user.name, link[len(UPLOAD_PREFIX):], user.admin))
-        candidate = (plugin.folder / link).resolve()
-        if not Path(link).is_absolute() and plugin.folder.resolve() in candidate.parents and candidate.exists():
-            return str(candidate)
-        if user.admin and Path(link).is_absolute() and Path(link).exists():
-            return link  # an admin may point at files on the shared data disk
-        raise InputError(f"input '{name}': {link!r} is not an upload of yours", pointer=f"/data/{name}",
-                         given=link, hint="upload the file (POST /api/v1/uploads) and use link 'upload:<id>'")
+    def _checked(self, user: User, plugin: Any, request: Any) -> tuple[dict[str, Any], dict[str, list[Path]]]:
+        """Normalise once (core.requests), validate, confine and pin the inputs."""
+        params = plugin.validate_request(canonical_request(request, plugin.id))
+        files = resolve_inputs(plugin, params, access=self.access(user))
+        return pin_inputs(params, files), files
 
     # -- jobs ---------------------------------------------------------------------------
     def submit(self, user: User, plugin_id: str, request: dict[str, Any], *, chunks: int | None = None,
@@ -96,14 +83,15 @@ class JobService:
         if group is not None:
             return group
         plugin = self._runnable(plugin_id)
-        params = plugin.validate_request(self._resolve_links(user, plugin_id, request))
-        return self._submit(user, plugin, params)
+        params, files = self._checked(user, plugin, request)
+        return self._submit(user, plugin, params, files)
 
     def submit_params(self, user: User, plugin_id: str, params: dict[str, Any],
                       **fields: Any) -> dict[str, Any]:
         """Submit already-resolved params (retry): inputs are the stored paths."""
         plugin = self._runnable(plugin_id)
-        return self._submit(user, plugin, plugin.validate_request(params), **fields)
+        params, files = self._checked(user, plugin, params)
+        return self._submit(user, plugin, params, files, **fields)
 
     def _runnable(self, plugin_id: str) -> Any:
         plugin = self.registry.get(plugin_id)
@@ -112,23 +100,24 @@ class JobService:
                                        pointer="/runtime", given=plugin_id)], plugin_id=plugin_id)
         return plugin
 
-    def _new(self, user: User, plugin: Any, params: dict[str, Any], redis: Redis, **fields: Any) -> JobRecord:
+    def _new(self, user: User, plugin: Any, params: dict[str, Any], files: dict[str, list[Path]], redis: Redis,
+             **fields: Any) -> JobRecord:
         """A queued (or held) record routed to its queue; not yet stored."""
-        files = resolve_inputs(plugin, params)
         where = route(plugin, redis)
         needs = requirement(plugin, params, sum(p.stat().st_size for ps in files.values() for p in ps))
         ok, why = fits(redis, where.queue, needs)
         record = JobRecord(new_record(plugin, params, files, owner=user.name))
-        record.note(owner_id=getattr(user, "id", None), queue=where.queue, fell_back=where.fell_back,
+        record.note(owner_id=user.id, queue=where.queue, fell_back=where.fell_back,
                     routing=where.note, timeout=plugin.runtime.timeout, retries=plugin.runtime.retries,
                     attempts=0, needs=needs, held=False, message="", kind="job", parent_id=None, **fields)
         if not ok:
             record.hold(why)
         return record
 
-    def _submit(self, user: User, plugin: Any, params: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    def _submit(self, user: User, plugin: Any, params: dict[str, Any], files: dict[str, list[Path]],
+                **fields: Any) -> dict[str, Any]:
         redis = self._redis()
-        record = self._new(user, plugin, params, redis, **fields)
+        record = self._new(user, plugin, params, files, redis, **fields)
         self.book.create(record)
         if record.state == JobState.QUEUED:
             enqueue(redis, self.settings, record.data)
@@ -153,23 +142,24 @@ class JobService:
         redis = self._redis()
         group_plugin = self.registry.get(parent.plugin)
         head = JobRecord(new_record(group_plugin, parent.request, {}, owner=user.name))
-        head.note(owner_id=getattr(user, "id", None), kind=parent.kind, parent_id=None, queue=None, attempts=0,
+        head.note(owner_id=user.id, kind=parent.kind, parent_id=None, queue=None, attempts=0,
                   retries=0, held=False, message="", children_names=names, **parent.fields)
         made: dict[str, JobRecord] = {}
-        for spec in specs:
+        for index, spec in enumerate(specs):
             if spec.kind not in CHILD_KINDS:
                 raise InputError(f"child {spec.name!r}: kind {spec.kind!r} is not one of {', '.join(CHILD_KINDS)}",
                                  given=spec.kind, allowed=list(CHILD_KINDS))
             plugin = self._runnable(spec.plugin)
-            params = (plugin.params.normalize(copy.deepcopy(spec.request)) if spec.validated else
-                      plugin.validate_request(self._resolve_links(user, spec.plugin, spec.request)))
-            files = {} if spec.validated else resolve_inputs(plugin, params)
+            if spec.validated:
+                params, files = plugin.params.normalize(copy.deepcopy(spec.request)), {}
+            else:
+                params, files = self._checked(user, plugin, spec.request)
             record = JobRecord(new_record(plugin, params, files, owner=user.name))
             queue = spec.queue or route(plugin, redis).queue
-            record.note(owner_id=getattr(user, "id", None), kind=spec.kind, name=spec.name, parent_id=head.id,
+            record.note(owner_id=user.id, kind=spec.kind, name=spec.name, parent_id=head.id,
                         queue=queue, timeout=plugin.runtime.timeout, attempts=0, held=False, message="",
                         retries=plugin.runtime.retries if spec.retries is None else spec.retries,
-                        allow_failure=spec.allow_failure, runner=spec.runner, **spec.fields)
+                        allow_failure=spec.allow_failure, runner=spec.runner, child_index=index, **spec.fields)
             made[spec.name] = record
         after = {spec.name: (tuple(names[:-1]) if finish is not None and spec is finish else spec.after)
                  for spec in specs}
@@ -199,7 +189,7 @@ class JobService:
 
     def _own(self, user: User, job_id: str) -> JobRecord:
         record = self.book.get(job_id)
-        if not (user.admin or record.owner == user.name):
+        if not (user.admin or owns(user, record.data)):
             raise JobNotFound(f"job '{job_id}' not found", given=job_id)
         return record
 
@@ -211,8 +201,8 @@ class JobService:
         an admin sees everyone's, or one ``owner``'s. Top-level jobs unless ``parent``."""
         if owner is not None and not user.admin and owner != user.name:
             raise InputError("only admins may list other users' jobs", given=owner, hint="leave owner out")
-        who = (owner if owner is not None else None) if user.admin else user.name
-        where = JobFilter(owner=who, state=status, plugin=plugin, created_after=created_after,
+        mine = {"owner": owner} if user.admin else {"owner_id": user.id}
+        where = JobFilter(**mine, state=status, plugin=plugin, created_after=created_after,
                           created_before=created_before, q=q, parent_id=parent)
         return self.book.page(where, limit, cursor)
 
@@ -221,10 +211,11 @@ class JobService:
         path = self.store.folder(job_id) / "log.txt"
         if not path.exists():
             return "", offset
+        offset = min(max(offset, 0), path.stat().st_size)  # a huge offset reads nothing
         with open(path, "rb") as fh:
-            fh.seek(max(offset, 0))
+            fh.seek(offset)
             data = fh.read()
-        return data.decode("utf-8", "replace"), max(offset, 0) + len(data)
+        return data.decode("utf-8", "replace"), offset + len(data)
 
     def events(self, user: User, job_id: str, after: str = "0-0") -> list[dict[str, Any]]:
         from .events import EventStream
@@ -265,7 +256,8 @@ class JobService:
         redis.set(keys.cancel(record.id), time.time(), ex=7 * 86400)
         if record.state in (JobState.QUEUED, JobState.HELD):
             try:
-                Job.fetch(keys.rq_job_id(record.id, record.attempts + 1), connection=redis).cancel()
+                Job.fetch(keys.rq_job_id(record.id, record.attempts + 1), connection=redis,
+                          serializer=SERIALIZER).cancel()
             except (NoSuchJobError, InvalidJobOperation):
                 pass
             done = self.book.apply(record.id, lambda r: r.state in (JobState.QUEUED, JobState.HELD)
@@ -279,11 +271,11 @@ class JobService:
         A group: its failed and cancelled children run again (new attempts), nothing else."""
         old = self._own(user, job_id)
         if not old.state.finished:
-            raise InputError(f"job {job_id} is still {old.state.value}", given=old.state.value,
+            raise ConflictError(f"job {job_id} is still {old.state.value}", given=old.state.value,
                              allowed=["succeeded", "failed", "cancelled"], hint="cancel it first")
         if old.kind in GROUP_KINDS:
             return self._retry_group(user, old)
-        owner = User(old.owner or user.name, user.admin)
+        owner = User(old.owner or user.name, user.admin, old.data.get("owner_id") or f"name:{old.owner}")
         return self.submit_params(owner, old.plugin_id, old.data["params"], retry_of=job_id)
 
     def _retry_group(self, user: User, parent: JobRecord) -> dict[str, Any]:
@@ -317,7 +309,7 @@ class JobService:
             redis = self._redis()
             redis.ping()
             report["redis"] = "ok"
-            report["queues"] = {q: {"length": Queue(q, connection=redis).count,
+            report["queues"] = {q: {"length": Queue(q, connection=redis, serializer=SERIALIZER).count,
                                     "workers": len(live_workers(redis, q))} for q in ("cpu", "gpu")}
         except Exception as exc:  # noqa: BLE001
             report["redis"] = f"unavailable: {exc}"

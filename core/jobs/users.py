@@ -1,7 +1,8 @@
 """Users with bearer tokens, in the job index's database; only a token's SHA-256 is stored.
 
-An existing ``<data dir>/users.json`` (name -> {token_sha256, admin[, id]}) is moved into
-the database the first time the store is opened (and renamed ``users.json.migrated``).
+An existing ``<data dir>/users.json`` (name -> {id, token_sha256, admin}) is moved into the
+database the first time the store is opened (and renamed ``users.json.migrated``); an entry
+without an id gets ``name:<name>``, which matches the records made before ids.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import hmac
 import re
 import secrets
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +28,21 @@ LEGACY_FILE = "users.json"
 
 @dataclass(frozen=True)
 class User:
+    """An authenticated user. ``id`` is fixed at creation: jobs and uploads belong to the id,
+    so a user removed and re-added under the same name does not inherit the old one's work."""
+
     name: str
     admin: bool = False
-    id: str | None = None
+    id: str = ""
     #: a worker token: may register workers (and receives Redis credentials), nothing else
     worker: bool = False
+
+
+def owns(user: User, record: dict) -> bool:
+    """True when the job ``record`` belongs to ``user`` (by id; records from before ids by name)."""
+    if record.get("owner_id"):
+        return bool(user.id) and hmac.compare_digest(str(record["owner_id"]), user.id)
+    return record.get("owner") == user.name
 
 
 def _hash(token: str) -> str:
@@ -56,7 +66,7 @@ class UserStore:
         entries = read_json(legacy)
         with write_conn(self.engine) as conn, conn.begin():
             known = set(conn.execute(sa.select(users.c.name)).scalars())
-            rows = [{"name": name, "id": entry.get("id") or uuid.uuid4().hex, "token_sha256": entry["token_sha256"],
+            rows = [{"name": name, "id": entry.get("id") or f"name:{name}", "token_sha256": entry["token_sha256"],
                      "admin": bool(entry.get("admin")), "created": time.time()}
                     for name, entry in entries.items() if name not in known]
             if rows:
@@ -77,7 +87,7 @@ class UserStore:
                 conn.execute(users.update().where(users.c.name == name)
                              .values(token_sha256=_hash(token), admin=admin, worker=worker))
             else:
-                conn.execute(users.insert().values(name=name, id=uuid.uuid4().hex, token_sha256=_hash(token),
+                conn.execute(users.insert().values(name=name, id=secrets.token_hex(12), token_sha256=_hash(token),
                                                    admin=admin, created=time.time(), worker=worker))
         return token
 
