@@ -53,6 +53,25 @@ def build_request(plugin: Plugin, request: dict[str, Any] | None = None, *,
     return merged
 
 
+def existing_inputs(plugin: Plugin, request: dict[str, Any], base: Path | None = None) -> dict[str, list[Path]]:
+    """The input files a request names that exist, for judging the form's visibility
+    (a missing one is reported by :func:`resolve_inputs` after validation)."""
+    found: dict[str, list[Path]] = {}
+    for name, entry in (request.get("data") or {}).items():
+        links = (entry.get("link") or entry.get("value")) if isinstance(entry, dict) else None
+        for link in [links] if isinstance(links, str) else (links or []):
+            path = Path(str(link)).expanduser()
+            for candidate in [path] if path.is_absolute() else [(base or Path.cwd()) / path, plugin.folder / path]:
+                if link and candidate.is_file():
+                    found.setdefault(name, []).append(candidate)
+                    break
+    return found
+
+
+#: Pointer of problems with the output folder (front ends name their own option for it).
+OUTPUT_POINTER = "/output_dir"
+
+
 def prepare_output(output_dir: Path) -> Path:
     output_dir = Path(output_dir)
     try:
@@ -62,7 +81,8 @@ def prepare_output(output_dir: Path) -> Path:
         probe.unlink()
     except OSError as exc:
         raise InputError(f"output folder {output_dir} is not writable: {exc.strerror}",
-                         file=str(output_dir), hint="choose another folder with -o") from None
+                         file=str(output_dir), pointer=OUTPUT_POINTER,
+                         hint="choose a writable output folder") from None
     return output_dir
 
 
@@ -107,8 +127,8 @@ def run_plugin(
     import numpy
 
     if params is None:
-        params = plugin.validate_request(
-            build_request(plugin, request, inputs=inputs, example=example, example_index=example_index))
+        request = build_request(plugin, request, inputs=inputs, example=example, example_index=example_index)
+        params = plugin.validate_request(request, files=existing_inputs(plugin, request))
     entry = entry or plugin.load_entry()
     files = resolve_inputs(plugin, params)
     if jobs > 1 or chunks:

@@ -34,11 +34,17 @@ FINISHED = tuple(s.value for s in FINISHED_STATES)
               help="One child job per value: extra.center=1020:1030:0.5 (stop included) or a,b,c.")
 @handle_errors
 def submit_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[str, ...],
-               params_file: Path | None, example: bool, example_index: int, wait: bool,
-               chunks: int | None, sweep_text: str | None) -> None:
+               input_files: tuple[str, ...], params_file: Path | None, example: bool, example_index: int,
+               wait: bool, chunks: int | None, sweep_text: str | None) -> None:
     """Submit a job to the service; prints the job id alone on stdout."""
     plugin = Registry.discover().get(plugin_id)
-    request, inputs = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index)
+    request, inputs = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index,
+                                       input_files)
+    swept = None
+    if sweep_text:
+        from hisci.sweep import parse_sweep
+
+        swept = parse_sweep(sweep_text, plugin)  # refused here, before anything is uploaded
     client = Client()
     for name, paths in inputs.items():
         links = [f"upload:{client.upload(Path(p))['id']}" for p in paths]
@@ -49,10 +55,7 @@ def submit_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[
     body: dict[str, Any] = {"plugin": plugin_id, "request": request}
     if chunks is not None:
         body["chunks"] = chunks
-    if sweep_text:
-        from hisci.sweep import parse_sweep
-
-        swept = parse_sweep(sweep_text, plugin)  # refused here, before any upload is used
+    if swept is not None:
         body["sweep"] = {swept.key: list(swept.values)}
     record = client.json("POST", "/jobs", json=body)
     click.echo(record["id"])
