@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ..context import RunContext
 from ..errors import InputError
 from ..parallel import ChunkPart, make_plan, parallel_entry
-from ..runner import RunResult, resolve_inputs, run_plugin
+from ..runner import RunResult, run_plugin
 from ..storage import write_json
 from ..sweep import DEFAULT_SWEEP_LIMIT, sweep_from
 from .groups import ChildSpec, GroupSpec
@@ -73,8 +73,7 @@ def submit_parallel(service: JobService, user: User, plugin_id: str, request: di
     wanted = wanted_chunks(service, plugin, chunks)
     if wanted is None:
         return None
-    params = plugin.validate_request(service._resolve_links(user, plugin_id, request))
-    files = resolve_inputs(plugin, params)
+    params, files = service._checked(user, plugin, request)  # validated, confined to what the user may read
     plan_dir = service.settings.data_dir / "plans" / uuid.uuid4().hex
     plan_dir.mkdir(parents=True)
     logger = logging.getLogger(f"hisci.plan.{plan_dir.name}")
