@@ -236,6 +236,7 @@ def local_parallel_entry(plugin: Plugin, funcs: ParallelEntry, files: dict[str, 
     whole = plugin.load_entry()
 
     def entry(ctx: RunContext) -> dict[str, Any]:
+        ctx._chunk_module = funcs.run_chunk.__module__  # preloaded by the forkserver
         ctx.progress(0.0, "planning")
         plan = make_plan(funcs, ctx, chunks or jobs)
         if plan is None:
@@ -280,9 +281,7 @@ def _run_pool(ref: tuple[str, str, str | None], ctx: RunContext, files: dict[str
     import multiprocessing
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
-    # fork where there is one: the chunk processes start with the plugin already imported
-    # (and its numba kernels compiled); the parent has run no thread pool of its own by then
-    mp = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    mp = _pool_context(ctx)
     slot = mp.Value("i", 0)
     job_dir = ctx.output_dir
     n = len(plan)
@@ -305,6 +304,22 @@ def _run_pool(ref: tuple[str, str, str | None], ctx: RunContext, files: dict[str
             for future in pending:
                 future.cancel()
             raise
+
+
+def _pool_context(ctx: RunContext) -> Any:
+    """forkserver where there is one, with the plugin's modules preloaded: chunk processes
+    start in milliseconds with the imports done, and never fork this process (which may run
+    OpenMP threads: forking it is unsafe). spawn elsewhere."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    mp = multiprocessing.get_context("forkserver")
+    modules = ["numpy", "hisci.parallel", "hisci.runner"]
+    if ctx.parallel is not None and getattr(ctx, "_chunk_module", None):
+        modules.append(ctx._chunk_module)
+    mp.set_forkserver_preload(modules)
+    return mp
 
 
 def _chunk_error(index: int, exc: BaseException) -> BaseException:

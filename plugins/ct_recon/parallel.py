@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from hisci import InputError
 from hisci.parallel import ChunkPart, split_range
 
 from .figures import centre_figure, sinogram_figure, slices_figure
@@ -38,29 +39,27 @@ def _options(ctx: Any, scan: Any, rows: tuple[int, int], center: float | str) ->
 
 
 def _open(ctx: Any) -> Any:
-    from .plugin import _input_error
-
     path = ctx.input("scan")
     try:
         return open_scan(path, require_flats=bool(ctx.params["extra"].get("normalize", True)))
     except ScanError as exc:
-        raise _input_error(str(exc), file=path.name, pointer=exc.dataset, hint=exc.hint) from None
+        raise InputError(str(exc), file=path.name, pointer=exc.dataset, hint=exc.hint) from None
 
 
 def plan(ctx: Any) -> list[dict[str, Any]]:
     """Row ranges of the selection, each with the one rotation centre of the job."""
-    from .plugin import _input_error, parse_center, parse_rows
+    from .plugin import parse_center, parse_rows
 
     extra = ctx.params["extra"]
     with _open(ctx) as scan:
         try:
             r0, r1 = parse_rows(extra.get("rows", "all"), scan.n_rows)
         except ValueError as exc:
-            raise _input_error(str(exc), pointer="/extra/rows", given=extra.get("rows")) from None
+            raise InputError(str(exc), pointer="/extra/rows", given=extra.get("rows")) from None
         try:
             center = parse_center(extra.get("center", "auto"), scan.n_cols)
         except ValueError as exc:
-            raise _input_error(str(exc), pointer="/extra/center", given=extra.get("center")) from None
+            raise InputError(str(exc), pointer="/extra/center", given=extra.get("center")) from None
         opts = _options(ctx, scan, (r0, r1), center)
         mid = (r0 + r1) // 2
         mid_sino = np.asarray(_sinograms(scan, mid, mid + 1, opts, np)[0])

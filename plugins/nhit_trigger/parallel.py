@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 
 from hisci.builtin_plugins.nhit import figures
-from hisci.builtin_plugins.nhit.config import load_config, open_stream
+from hisci.builtin_plugins.nhit.config import load_config, open_stream, whole_number
 from hisci.builtin_plugins.nhit.eventfile import EventFileWriter
-from hisci.builtin_plugins.nhit.glue import as_int
 from hisci.builtin_plugins.nhit.pipeline import EventStats, _process
 from hisci.builtin_plugins.nhit.trigger import BufferPool, EventBlock
 from hisci.parallel import ChunkPart, split_range
@@ -30,7 +29,7 @@ FIELDS = ("time", "stop", "n_max", "n_hits", "n_ed", "hits")
 
 def plan(ctx: Any) -> list[dict[str, Any]]:
     """Ranges of fragment indices."""
-    load_config(ctx.params["extra"])  # bad settings fail before any chunk runs
+    load_config(ctx)  # bad settings fail before any chunk runs
     stream = open_stream(ctx.input("hits"))
     ctx.save_json(f"chunks/{PLAN_FILE}", {"t0": time.time(), "fragments": len(stream)})
     return [{"fragments": [a, b]} for a, b in split_range(0, len(stream), ctx)]
@@ -38,7 +37,7 @@ def plan(ctx: Any) -> list[dict[str, Any]]:
 
 def run_chunk(ctx: Any, chunk: dict[str, Any]) -> dict[str, Any]:
     """Trigger fragments ``chunk["fragments"]``; events (not numbered) in ``events.npz``."""
-    config = load_config(ctx.params["extra"])
+    config = load_config(ctx)
     stream = open_stream(ctx.input("hits"))
     a, b = (int(v) for v in chunk["fragments"])
     pool = BufferPool()
@@ -58,8 +57,9 @@ def merge(ctx: Any, parts: list[ChunkPart]) -> dict[str, Any]:
     from .plugin import _truth_summary
 
     extra = ctx.params["extra"]
-    config = load_config(extra)
-    run_number = as_int(extra.get("run_number", 0), "run_number", minimum=0)
+    config = load_config(ctx)
+    with ctx.field("run_number") as text:
+        run_number = whole_number(text)
     stream = open_stream(ctx.input("hits"))
     head = stream.header
     info = json.loads((ctx.output_dir / "chunks" / PLAN_FILE).read_text("utf-8"))

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from hisci import InputError
 from hisci.parallel import ChunkPart, split_range
 
 from .analysis import combinations_table, lcf_table, match_all, run_lcf
@@ -27,15 +28,13 @@ TABLES = ("normalization.csv", "matches.csv", "lcf.csv", "lcf_combinations.csv")
 
 
 def _raw_spectra(ctx: Any) -> list:
-    from .plugin import _input_error
-
     signal = ctx.params["extra"].get("signal", "auto")
     spectra = []
     for path in ctx.inputs("spectra"):
         try:
             spectra += read_spectra(path, signal)
         except ValueError as exc:
-            raise _input_error(f"spectra: {exc}", file=str(path), pointer="/data/spectra") from None
+            raise InputError(f"spectra: {exc}", file=str(path), pointer="/data/spectra") from None
     return spectra
 
 
@@ -50,14 +49,14 @@ def plan(ctx: Any) -> list[dict[str, Any]] | None:
 
 def run_chunk(ctx: Any, chunk: dict[str, Any]) -> dict[str, Any]:
     """Normalise and match (or fit) spectra ``chunk["spectra"]``; tables and figures here."""
-    from .plugin import MAX_FIGURES, _database, _input_error, _safe, _save_normalized, _settings
+    from .plugin import MAX_FIGURES, _database, _safe, _save_normalized, read_settings
 
     extra = ctx.params["extra"]
     mode = extra.get("mode", "match")
     a, b = (int(v) for v in chunk["spectra"])
     fit_range = tuple(float(v) for v in extra.get("fit_range", [-20, 80]))
     shift_range = float(extra.get("shift_range", 5.0))
-    settings = _settings(extra)
+    settings = read_settings(ctx)
     lib = _database(ctx, settings)
     raw = _raw_spectra(ctx)
     anchor = mode == "lcf" and a > 0
@@ -65,13 +64,13 @@ def run_chunk(ctx: Any, chunk: dict[str, Any]) -> dict[str, Any]:
     try:
         normalized = normalize_spectra(picked, settings)
     except ValueError as exc:
-        raise _input_error(f"spectra: {exc}", pointer="/data/spectra") from None
+        raise InputError(f"spectra: {exc}", pointer="/data/spectra") from None
     mine = normalized[1:] if anchor else normalized
     for ns in mine:
         try:
             lib.for_edge(ns.element, ns.edge)
         except ValueError as exc:
-            raise _input_error(f"database: spectrum {ns.name} is {ns.element} {ns.edge} "
+            raise InputError(f"database: spectrum {ns.name} is {ns.element} {ns.edge} "
                                f"(E0 {ns.e0:.1f} eV) but {exc}", pointer="/data/database") from None
     _save_normalized(ctx, mine)
     result: dict[str, Any] = {"spectra": [a, b], "e0": {ns.name: round(ns.e0, 2) for ns in mine},
@@ -109,7 +108,7 @@ def run_chunk(ctx: Any, chunk: dict[str, Any]) -> dict[str, Any]:
                     result["figures"].append(path.name)
             result["standards"] = outcome.standards
     except ValueError as exc:
-        raise _input_error(f"{mode}: {exc}", pointer="/extra") from None
+        raise InputError(f"{mode}: {exc}", pointer="/extra") from None
     return result
 
 
@@ -118,7 +117,7 @@ def merge(ctx: Any, parts: list[ChunkPart]) -> dict[str, Any]:
     import h5py
 
     from .library import load_library
-    from .plugin import _settings
+    from .plugin import read_settings
 
     extra = ctx.params["extra"]
     mode = extra.get("mode", "match")
@@ -145,7 +144,7 @@ def merge(ctx: Any, parts: list[ChunkPart]) -> dict[str, Any]:
                                 ctx.output_dir / Path(fig).with_suffix(suffix).name)
             ctx.figures.append(fig)
     lib = load_library(ctx.inputs("database") if ctx.has_input("database")
-                       else [Path(ctx.plugin_dir) / "reference_db"], settings=_settings(extra))
+                       else [Path(ctx.plugin_dir) / "reference_db"], settings=read_settings(ctx))
     e0: dict[str, float] = {}
     for p in parts:
         e0.update(p.result["e0"])
