@@ -58,14 +58,15 @@ def cluster(tmp_path: Path, secured_redis: str, monkeypatch: pytest.MonkeyPatch)
     for name in ("HISCI_PLUGIN_PATH", "HISCI_DATA_DIR", "HISCI_REDIS_URL", "HISCI_URL", "HISCI_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     settings = Settings(data_dir=tmp_path / "shared-data", redis_url=secured_redis, plugin_path=(FIXTURE_PLUGINS,),
-                        entry_points=False, heartbeat_ttl=2.0, reaper_interval=0.3, cancel_grace=1.5)
+                        entry_points=False, heartbeat_ttl=2.0, reaper_interval=0.3, cancel_grace=1.5,
+                        data_roots=(tmp_path,))  # admins may name files under tmp_path (the N-Hit stream)
     nopass = secured_redis.replace(secured_redis.split("@")[0] + "@", "redis://")
     with pytest.raises(Exception, match="(?i)auth"):
         Redis.from_url(nopass).ping()  # the server really wants the password
     service = JobService(settings, Registry.discover(settings))
     workers = {}
     for host in HOSTS:
-        env = {**worker_env(settings), "HISCI_WORKER_HOST": host}
+        env = {**worker_env(settings), "HISCI_WORKER_HOST": host, "HISCI_DATA_ROOTS": str(tmp_path)}
         workers[host] = subprocess.Popen([sys.executable, "-m", "hicli.main", "worker", "--queue", "cpu"],
                                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     redis = Redis.from_url(secured_redis)
@@ -182,7 +183,7 @@ def test_sweep_children_through_the_api(cluster, tmp_path: Path) -> None:
 
     service = cluster["service"]
     token = service.users.add("carol")
-    app = create_app(cluster["settings"], service.registry, service, with_web=False)
+    app = create_app(cluster["settings"], service.registry, service)
     with TestClient(app) as api:
         bad = api.post("/api/v1/jobs", headers=bearer(token),
                        json={"plugin": "chunk_sum", "request": {}, "sweep": {"extra.scale": [1, 20]}})
@@ -217,7 +218,7 @@ def test_worker_token_receives_redis_credentials_and_nothing_else(secured_redis,
     worker_token, user_token = service.users.add("node7", worker=True), service.users.add("dave")
     assert [u.worker for u in service.users.list()] == [False, True]  # dave, node7
     facts = {"host": "node7", "cores": 4, "memory_gb": 16.0, "gpus": 0, "queues": ["cpu"]}
-    with TestClient(create_app(settings, service.registry, service, with_web=False)) as api:
+    with TestClient(create_app(settings, service.registry, service)) as api:
         ok = api.post("/api/v1/workers/register", headers=bearer(worker_token), json=facts)
         assert ok.status_code == 200, ok.text
         assert ok.json()["redis_url"] == secured_redis and ok.json()["data_dir"] == str(settings.data_dir.resolve())
