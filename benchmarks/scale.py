@@ -45,10 +45,10 @@ def timed(fn):
 
 
 def bench_ct(tmp: Path, cols: int, angles: int, rows: int) -> dict:
+    import h5py
+
     from hisci import Registry, run_plugin
     from hisci.builtin_plugins.ct_recon.phantom import make_scan, write_data_exchange
-
-    import h5py
 
     scan = make_scan(n_det=cols, n_angles=angles, n_rows=rows, noise=True, seed=1)
     path = write_data_exchange(tmp / "scan.h5", scan["projections"], scan["flats"], scan["darks"],

@@ -278,7 +278,6 @@ def cancel_chunks(job_dir: Path) -> None:
 
 def _run_pool(ref: tuple[str, str, str | None], ctx: RunContext, files: dict[str, list[str]],
               plan: Sequence[dict[str, Any]], jobs: int) -> None:
-    import multiprocessing
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
     mp = _pool_context(ctx)

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from hicli.main import cli as hicli
 from hisci import Registry, Settings, run_plugin
 from hisci.models.meta import Parallel
 from hisci.parallel import chunk_count, parallel_entry, split_range
-
-from hicli.main import cli as hicli
 
 from .conftest import FIXTURE_PLUGINS
 

@@ -129,7 +129,7 @@ def test_chunked_ct_recon_on_three_hosts_equals_single_run(cluster, tmp_path: Pa
 
 def test_chunked_nhit_trigger_is_byte_identical(cluster, tmp_path: Path) -> None:
     service, alice = cluster["service"], User("admin", admin=True)  # an admin may name files on the shared disk
-    sim = run_plugin(service.registry.get("nhit_simulate"), {"extra": {"seconds": 0.1, "scale": 0.1, "seed": 5}},
+    run_plugin(service.registry.get("nhit_simulate"), {"extra": {"seconds": 0.1, "scale": 0.1, "seed": 5}},
                      output_dir=tmp_path / "sim")
     hits = next((tmp_path / "sim").glob("*.hits"))
     request = {"extra": {"threshold": 10, "workers": 1},

@@ -56,7 +56,6 @@ def merge(ctx: Any, parts: list[ChunkPart]) -> dict[str, Any]:
     """One events.dat in fragment order (events numbered here), figures and the summary."""
     from .plugin import _truth_summary
 
-    extra = ctx.params["extra"]
     config = load_config(ctx)
     with ctx.field("run_number") as text:
         run_number = whole_number(text)
