@@ -306,12 +306,18 @@ def _run_pool(ref: tuple[str, str, str | None], ctx: RunContext, files: dict[str
 
 
 def _pool_context(ctx: RunContext) -> Any:
-    """forkserver where there is one, with the plugin's modules preloaded: chunk processes
-    start in milliseconds with the imports done, and never fork this process (which may run
-    OpenMP threads: forking it is unsafe). spawn elsewhere."""
+    """How chunk processes start. fork while this process has started no OpenMP/numba
+    thread pool (``hicli run``: the plan runs no parallel kernel), so chunks start with every
+    import done; otherwise forkserver with the plugin's modules preloaded (forking a process
+    whose OpenMP threads run is unsafe); spawn where neither exists."""
     import multiprocessing
+    import sys
 
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    methods = multiprocessing.get_all_start_methods()
+    numba_pool = sys.modules.get("numba.np.ufunc.parallel")
+    if "fork" in methods and not getattr(numba_pool, "_is_initialized", False):
+        return multiprocessing.get_context("fork")
+    if "forkserver" not in methods:
         return multiprocessing.get_context("spawn")
     mp = multiprocessing.get_context("forkserver")
     modules = ["numpy", "hisci.parallel", "hisci.runner"]
