@@ -42,6 +42,7 @@ class Settings(BaseModel):
     heartbeat_ttl: float = 10.0
     reaper_interval: float = 2.0
     cancel_grace: float = 10.0
+    sweep_limit: int = 200
     cache_dir: Path | None = Field(default_factory=lambda: default_cache_dir())
     step_cache_dir: Path = Field(default_factory=lambda: _default_step_cache())
 
@@ -78,6 +79,8 @@ class Settings(BaseModel):
                           ("HISCI_MAX_REQUEST_MB", "max_request_mb")):
             if env.get(name):
                 values[key] = float(env[name])
+        if env.get("HISCI_SWEEP_LIMIT"):
+            values["sweep_limit"] = int(env["HISCI_SWEEP_LIMIT"])
         values["builtins"] = env.get("HISCI_NO_BUILTINS", "") not in ("1", "true", "yes")
         values["entry_points"] = env.get("HISCI_NO_ENTRY_POINTS", "") not in ("1", "true", "yes")
         values["trace"] = env.get("HISCI_TRACE", "") in ("1", "true", "yes")
