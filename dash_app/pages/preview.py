@@ -29,6 +29,7 @@ from hisci.models import DataSpec, Meta, UiSpec
 from .. import forms
 from ..i18n import norm_lang, t
 from .catalogue import problem_list
+from .plugin_form import hidden_sweep_panel
 
 FILES = ("meta.json", "data.json", "ui.json")
 WORKFLOW = "workflow.json"
@@ -413,7 +414,8 @@ def register(app: Any, env: Any) -> None:
         if plugin is None:
             return summary, html.Div("—", className="hs-muted"), "", graph
         try:
-            form = forms.build_form(plugin, lang, ref={"preview": entry["key"]}, actions=False)
+            form = html.Div([forms.build_form(plugin, lang, ref={"preview": entry["key"]}, actions=False),
+                             hidden_sweep_panel()])
             schema = json.dumps(plugin.parameter_schema(), indent=2, ensure_ascii=False)
         except Exception as exc:  # noqa: BLE001 - a form that cannot be drawn says why
             return summary, html.Div(f"cannot draw the form: {exc}", className="hs-problem"), "", graph
