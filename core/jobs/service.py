@@ -377,7 +377,7 @@ class JobService:
 
     def _redis(self) -> Redis:
         if self.redis is None:
-            raise InputError("the job service has no Redis", hint="start it with hicli serve or set HISCI_REDIS_URL")
+            raise InputError("the job service has no Redis", hint="give the service a Redis URL (HISCI_REDIS_URL) or start its embedded Redis")
         return self.redis
 
 

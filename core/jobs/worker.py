@@ -245,11 +245,13 @@ def start_worker(settings: Settings, queues: list[str], gpu: bool = False, burst
                  name: str | None = None) -> bool:
     """Serve ``queues`` until stopped (or until empty with ``burst``)."""
     if not settings.redis_url:
-        raise HisciError("no Redis to connect to", hint="set HISCI_REDIS_URL (hicli serve prints it)")
+        raise HisciError("no Redis to connect to", pointer="/redis_url",
+                         hint="set HISCI_REDIS_URL to the service's Redis URL")
     if "gpu" in queues and not gpu:
-        raise HisciError("a worker on the gpu queue needs --gpu", hint="hicli worker --queue gpu,cpu --gpu")
+        raise HisciError("a worker on the gpu queue needs the GPU enabled", pointer="/gpu",
+                         hint="enable the GPU for this worker, or serve only the cpu queue")
     if gpu and not gpu_available():
-        raise HisciError("--gpu: no usable GPU (cupy missing or no CUDA device)", hint=INSTALL_HINT)
+        raise HisciError("GPU requested, but no usable GPU (cupy missing or no CUDA device)", hint=INSTALL_HINT)
     os.environ[GPU_ENV] = "1" if gpu else "0"
     _warm(registry_for(Settings.from_env(data_dir=settings.data_dir.resolve())))
     redis = Redis.from_url(settings.redis_url)
