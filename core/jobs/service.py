@@ -302,6 +302,9 @@ class JobService:
                              allowed=["succeeded", "failed", "cancelled"], hint="cancel it first")
         if old.kind in GROUP_KINDS:
             return self._retry_group(user, old)
+        if old.kind == "preview":
+            raise ConflictError("a preview run cannot be retried", given=job_id,
+                                hint="run the example again from the preview page")
         owner = User(old.owner or user.name, user.admin, old.data.get("owner_id") or f"name:{old.owner}")
         return self.submit_params(owner, old.plugin_id, old.data["params"], retry_of=job_id)
 

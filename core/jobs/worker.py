@@ -79,7 +79,7 @@ def execute(job_id: str, data_dir: str) -> str:
         if job.state != JobState.RUNNING:
             return job.state.value
         events.emit("state", status="running", host=job.data["host"], worker=job.data.get("worker"))
-        plugin = _find_plugin(settings, job.plugin_id)
+        plugin = _plugin_of(settings, job, book.store.folder(job_id))
         runner = _runner(job.data.get("runner"))
         result = runner(
             plugin, params=job.data["params"], record=job.data, output_dir=book.store.folder(job_id),
@@ -110,6 +110,15 @@ def _ended(settings: Settings, redis: Redis, book: JobBook, job: JobRecord) -> s
         except JobNotFound:
             pass  # the group was deleted
     return job.state.value
+
+
+def _plugin_of(settings: Settings, job: JobRecord, folder: Path):
+    """The plugin a job runs: a preview job's own snapshot, else the registry's plugin."""
+    if job.kind == "preview":
+        from .preview import snapshot_plugin
+
+        return snapshot_plugin(registry_for(settings), job, folder)
+    return _find_plugin(settings, job.plugin_id)
 
 
 def _find_plugin(settings: Settings, plugin_id: str):
