@@ -66,12 +66,14 @@ def test_service_preview_needs_login_and_starts_empty(tmp_path, service_settings
     assert not stale.exists() and (service_settings.data_dir / "preview").is_dir()
     client = app.server.test_client()
     texts = {n: (FIXTURE_PLUGINS / "slow_plugin" / n).read_text() for n in ("meta.json", "data.json", "ui.json")}
-    body = {"output": "..hs-pv-problems.children...hs-pv-form.children...hs-pv-schema.children..",
+    body = {"output": "..hs-pv-problems.children...hs-pv-form.children...hs-pv-schema.children..."
+                      "hs-pv-graph.children..",
             "outputs": [{"id": "hs-pv-problems", "property": "children"}, {"id": "hs-pv-form", "property": "children"},
-                        {"id": "hs-pv-schema", "property": "children"}],
+                        {"id": "hs-pv-schema", "property": "children"}, {"id": "hs-pv-graph", "property": "children"}],
             "inputs": [{"id": "hs-pv-meta", "property": "value", "value": texts["meta.json"]},
                        {"id": "hs-pv-data", "property": "value", "value": texts["data.json"]},
-                       {"id": "hs-pv-ui", "property": "value", "value": texts["ui.json"]}],
+                       {"id": "hs-pv-ui", "property": "value", "value": texts["ui.json"]},
+                       {"id": "hs-pv-workflow", "property": "value", "value": ""}],
             "state": [{"id": "hs-pv-base", "property": "data", "value": None},
                       {"id": "hs-lang", "property": "data", "value": "en"},
                       {"id": "hs-token", "property": "data", "value": None}],
