@@ -56,6 +56,10 @@ class RunContext:
         self.xp = xp
         self.figures: list[str] = []
         self._span = (0.0, 1.0)
+        #: How many chunks ``plan`` should aim for, and the plugin's ``runtime.parallel``
+        #: (set by the parallel executors; see :func:`hisci.parallel.split_range`).
+        self.chunk_target: int = 1
+        self.parallel: Any = None
 
     @property
     def on_gpu(self) -> bool:

@@ -102,6 +102,9 @@ def run_plugin(
     params: dict[str, Any] | None = None,
     record: dict[str, Any] | None = None,
     book: Any = None,
+    jobs: int = 1,
+    chunks: int | None = None,
+    entry: Callable[[RunContext], Any] | None = None,
 ) -> RunResult:
     """Validate, run and record one plugin run in ``output_dir``.
 
@@ -115,14 +118,25 @@ def run_plugin(
     record : an existing job record to continue (the job layer's, with owner and queue).
     book : where record changes go (``JobBook`` in the service; by default job.json in
         ``output_dir``). Every change is a ``JobRecord`` transition.
+    jobs, chunks : run a parallel plugin (``runtime.parallel`` with plan/run_chunk/merge) in
+        ``jobs`` local processes and ``chunks`` chunks (default: one per process). A plugin
+        without them, or ``jobs == 1`` with no ``chunks``, runs whole as usual.
+    entry : call this with the RunContext instead of the plugin's entry point (the job
+        service's chunk and merge children, :mod:`hisci.jobs.scaleout`).
     """
     import numpy
 
     if params is None:
         request = build_request(plugin, request, inputs=inputs, example=example, example_index=example_index)
         params = plugin.validate_request(request, files=existing_inputs(plugin, request))
-    entry = plugin.load_entry()
+    entry = entry or plugin.load_entry()
     files = resolve_inputs(plugin, params)
+    if jobs > 1 or chunks:
+        from .parallel import local_parallel_entry, parallel_entry
+
+        funcs = parallel_entry(plugin)
+        if funcs is not None:
+            entry = local_parallel_entry(plugin, funcs, files, max(1, jobs), chunks)
     output_dir = prepare_output(output_dir)
     if record is None:
         record = new_record(plugin, params, files, job_id=job_id, owner=owner)

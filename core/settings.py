@@ -48,6 +48,7 @@ class Settings(BaseModel):
     preview_timeout: float = 300.0
     preview_memory_mb: float = 8192.0
     preview_max_mb: float = 64.0
+    sweep_limit: int = 200
     cache_dir: Path | None = Field(default_factory=lambda: default_cache_dir())
     step_cache_dir: Path = Field(default_factory=lambda: _default_step_cache())
 
@@ -87,6 +88,8 @@ class Settings(BaseModel):
                           ("HISCI_PREVIEW_MAX_MB", "preview_max_mb")):
             if env.get(name):
                 values[key] = float(env[name])
+        if env.get("HISCI_SWEEP_LIMIT"):
+            values["sweep_limit"] = int(env["HISCI_SWEEP_LIMIT"])
         values["builtins"] = env.get("HISCI_NO_BUILTINS", "") not in ("1", "true", "yes")
         values["entry_points"] = env.get("HISCI_NO_ENTRY_POINTS", "") not in ("1", "true", "yes")
         values["trace"] = env.get("HISCI_TRACE", "") in ("1", "true", "yes")

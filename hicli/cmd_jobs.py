@@ -30,10 +30,15 @@ FINISHED = tuple(s.value for s in FINISHED_STATES)
 @click.option("--idempotency-key", "key", default=None,
               help="Sent as the Idempotency-Key header (default: a new random key); the same key "
                    "returns the first job instead of submitting again.")
+@click.option("--chunks", type=click.IntRange(1, 4096), default=None,
+              help="Split a parallel plugin's job into N chunks (default: automatic when more "
+                   "than one worker could take them).")
+@click.option("--sweep", "sweep_text", default=None, metavar="KEY=VALUES",
+              help="One child job per value: extra.center=1020:1030:0.5 (stop included) or a,b,c.")
 @handle_errors
 def submit_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[str, ...],
                input_files: tuple[str, ...], params_file: Path | None, example: bool, example_index: int,
-               wait: bool, key: str | None) -> None:
+               wait: bool, key: str | None, chunks: int | None, sweep_text: str | None) -> None:
     """Submit a job to the service; prints the job id alone on stdout.
 
     The request carries an Idempotency-Key; when the service is unreachable or answers 503
@@ -41,6 +46,11 @@ def submit_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[
     plugin = Registry.discover().get(plugin_id)
     request, inputs = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index,
                                        input_files)
+    swept = None
+    if sweep_text:
+        from hisci.sweep import parse_sweep
+
+        swept = parse_sweep(sweep_text, plugin)  # refused here, before anything is uploaded
     client = Client()
     for name, paths in inputs.items():
         links = [f"upload:{client.upload(Path(p))['id']}" for p in paths]
@@ -48,9 +58,16 @@ def submit_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[
         request.setdefault("data", {})[name] = {"value": [Path(p).name for p in paths] if isinstance(value, list)
                                                 else Path(paths[0]).name, "link": value}
     _relative_examples(plugin, request)
-    record = client.submit({"plugin": plugin_id, "request": request}, key)
+    body: dict[str, Any] = {"plugin": plugin_id, "request": request}
+    if chunks is not None:
+        body["chunks"] = chunks
+    if swept is not None:
+        body["sweep"] = {swept.key: list(swept.values)}
+    record = client.submit(body, key)
     click.echo(record["id"])
-    click.echo(f"submitted {plugin_id} as job {record['id']} on queue {record['queue']}"
+    where = (f"{len(record['children'])} children ({record.get('kind')})" if record.get("children")
+             else f"queue {record['queue']}")
+    click.echo(f"submitted {plugin_id} as job {record['id']}, {where}"
                + (f" ({record['message']})" if record.get("message") else ""), err=True)
     if wait:
         _finish(_wait(client, record["id"]))

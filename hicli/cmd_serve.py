@@ -141,13 +141,28 @@ def _mount_web(app, settings: Settings, registry: Registry, service) -> None:
 @click.option("--gpu", is_flag=True, help="Serve the gpu queue (checks cupy and a CUDA device first).")
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 @click.option("--name", default=None, help="Worker name (default: host and pid).")
+@click.option("--url", default=None, help="Join the service at URL: registers with --token and receives "
+              "the Redis address, its credentials and the data dir.")
+@click.option("--token", default=None, envvar="HISCI_WORKER_TOKEN",
+              help="A worker token (hicli user add NAME --worker); or HISCI_WORKER_TOKEN.")
+@click.option("--data-dir", "local_data_dir", default=None,
+              help="Where the shared data dir is mounted on this host, if not at the service's path.")
 @handle_errors
-def worker_cmd(queues: str, gpu: bool, burst: bool, name: str | None) -> None:
-    """Run an RQ worker against HISCI_REDIS_URL and HISCI_DATA_DIR."""
+def worker_cmd(queues: str, gpu: bool, burst: bool, name: str | None, url: str | None, token: str | None,
+               local_data_dir: str | None) -> None:
+    """Run an RQ worker against HISCI_REDIS_URL and HISCI_DATA_DIR (or join with --url/--token)."""
+    import os
+
     from hisci.jobs.worker import start_worker
 
     names = [q.strip() for q in queues.split(",") if q.strip()]
     unknown = [q for q in names if q not in ("cpu", "gpu")]
     if unknown:
         raise click.BadParameter(f"unknown queue(s) {', '.join(unknown)}; use cpu and/or gpu", param_hint="--queue")
-    start_worker(Settings.from_env(), names, gpu=gpu, burst=burst, name=name)
+    if url:
+        from hisci.jobs.join import join_service
+
+        join_service(url, token, names, gpu=gpu, local_data_dir=local_data_dir)
+    elif token or local_data_dir:
+        raise click.BadParameter("--token and --data-dir go with --url", param_hint="--url")
+    start_worker(Settings.from_env(environ=os.environ), names, gpu=gpu, burst=burst, name=name)

@@ -21,9 +21,10 @@ from .limits import RequestLimits
 from .routes_jobs import router as jobs_router
 from .routes_misc import router as misc_router
 from .routes_plugins import router as plugins_router
+from .routes_workers import router as workers_router
 
 API_PREFIX = "/api/v1"
-ROUTERS = (plugins_router, jobs_router, misc_router)
+ROUTERS = (plugins_router, jobs_router, misc_router, workers_router)
 log = logging.getLogger("hisci.api")
 
 

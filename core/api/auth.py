@@ -63,4 +63,6 @@ def current_user(request: Request, credentials: HTTPAuthorizationCredentials | N
     user = cache.user(service, token) if cache is not None else service.users.authenticate(token)
     if user is None:
         raise HTTPException(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
+    if user.worker and not request.url.path.rstrip("/").endswith("/workers/register"):
+        raise HTTPException(403, "a worker token may only register workers (POST /api/v1/workers/register)")
     return user

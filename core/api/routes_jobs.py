@@ -23,6 +23,9 @@ STATUSES = f"^({'|'.join(STATES)})$"
 class SubmitBody(BaseModel):
     plugin: str = Field(..., description="plugin id", min_length=1, max_length=200)
     request: dict[str, Any] = Field(default_factory=dict, description="{data, dataArg, general, extra, textarea}")
+    chunks: int | None = Field(None, ge=1, le=4096, description="split a parallel plugin's job into N chunks")
+    sweep: dict[str, list[Any] | str] | None = Field(
+        None, description='one parameter and its values: {"extra.center": [1020, 1020.5]} or "1020:1030:0.5"')
 
 
 @router.post("", status_code=201, responses={200: {"description": "a repeated Idempotency-Key: the first job"},
@@ -32,7 +35,8 @@ def submit(body: SubmitBody, response: Response, service: JobService = Depends(g
            idempotency_key: str | None = Header(None, alias="Idempotency-Key", description=(
                "any unique value per logical submit (a UUID4); a repeat returns the first job with 200"))
            ) -> dict[str, Any]:
-    record, replayed = service.submit_once(user, body.plugin, body.request, idempotency_key)
+    record, replayed = service.submit_once(user, body.plugin, body.request, idempotency_key,
+                                          chunks=body.chunks, sweep=body.sweep)
     if replayed:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"

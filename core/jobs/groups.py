@@ -147,7 +147,7 @@ def refresh(settings: Settings, redis: Redis, book: JobBook, parent_id: str) -> 
             by_id[child.id] = book.apply(child.id, lambda r, why=why: r.state == JobState.QUEUED
                                          and r.finish(JobState.CANCELLED, why))
             continue
-        if all(d.state.finished for d in deps) and not _rq_pending(redis, child) and _age(child) > 2.0:
+        if all(d.state.finished for d in deps) and _age(child) > 2.0 and _stranded(redis, child, deps):
             enqueue(redis, settings, child.data)
     return derive(book, parent_id, list(by_id.values()))
 
@@ -201,18 +201,24 @@ def _target(parent: JobRecord, children: list[JobRecord]) -> tuple[JobState, str
     return JobState.QUEUED, None
 
 
-def _rq_pending(redis: Redis, child: JobRecord) -> bool:
+def _stranded(redis: Redis, child: JobRecord, deps: list[JobRecord], grace: float = 5.0) -> bool:
+    """RQ will not start ``child`` by itself: it holds no pending attempt, or the attempt is
+    still deferred well after every dependency ended (a dependency's worker was lost, so RQ
+    never released its dependents; the dependency's retry is a new RQ job)."""
     try:
         job = Job.fetch(keys.rq_job_id(child.id, child.attempts + 1), connection=redis, serializer=SERIALIZER)
     except NoSuchJobError:
-        return False
-    return job.get_status(refresh=False) in PENDING_RQ
+        return True
+    status = job.get_status(refresh=False)
+    if status == JobStatus.DEFERRED:
+        return min((_age(d, "finished") for d in deps), default=grace + 1) > grace
+    return status not in PENDING_RQ
 
 
-def _age(record: JobRecord) -> float:
+def _age(record: JobRecord, key: str = "updated") -> float:
     import time
 
     from .record import timestamp
 
-    updated = timestamp(record.data.get("updated") or record.data.get("created")) or 0.0
+    updated = timestamp(record.data.get(key) or record.data.get("updated") or record.data.get("created")) or 0.0
     return time.time() - updated

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 DATABASE_ENV = "HISCI_DATABASE_URL"
-HEAD = "0001"
+HEAD = "0002"  # the newest migration in migrations/versions
 #: the reaper's filter, written as in the partial index ix_jobs_active so both SQLite and
 #: PostgreSQL use that index (a bound-parameter IN would not match it)
 ACTIVE_SQL = "state IN ('queued', 'held', 'running')"
@@ -52,6 +52,7 @@ users = sa.Table(
     sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
     sa.Column("admin", sa.Boolean, nullable=False),
     sa.Column("created", sa.Float, nullable=False),
+    sa.Column("worker", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 _ENGINES: dict[tuple[int, str], Engine] = {}

@@ -74,8 +74,21 @@ class JobService:
         return pin_inputs(params, files), files
 
     # -- jobs ---------------------------------------------------------------------------
-    def submit(self, user: User, plugin_id: str, request: dict[str, Any]) -> dict[str, Any]:
-        """Validate, write the record (index, then job.json) and enqueue on cpu or gpu."""
+    def submit(self, user: User, plugin_id: str, request: dict[str, Any], *, chunks: int | None = None,
+               sweep: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Validate, write the record (index, then job.json) and enqueue on cpu or gpu.
+
+        ``sweep`` (``{"extra.center": [..]}``) makes a sweep group, one child per value. A
+        parallel plugin becomes a group of chunks and a merge when ``chunks`` is given or
+        more than one live worker could take chunks (:mod:`hisci.jobs.scaleout`).
+        """
+        from . import scaleout
+
+        if sweep:
+            return scaleout.submit_sweep(self, user, plugin_id, request, sweep)
+        group = scaleout.submit_parallel(self, user, plugin_id, request, chunks)
+        if group is not None:
+            return group
         plugin = self._runnable(plugin_id)
         if plugin.is_workflow:  # a job group: one child per step (hisci.workflow.service)
             from ..workflow.service import submit_workflow
@@ -85,11 +98,15 @@ class JobService:
         return self._submit(user, plugin, params, files)
 
     def submit_once(self, user: User, plugin_id: str, request: dict[str, Any],
-                    key: str | None) -> tuple[dict[str, Any], bool]:
+                    key: str | None, *, chunks: int | None = None,
+                    sweep: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
         """``submit`` behind an ``Idempotency-Key``: ``(record, replayed)``; a repeated key of
         the same user returns the first job (``replayed`` True) instead of a new one."""
+        def submit() -> dict[str, Any]:
+            return self.submit(user, plugin_id, request, chunks=chunks, sweep=sweep)
+
         if key is None:
-            return self.submit(user, plugin_id, request), False
+            return submit(), False
 
         def existing(job_id: str) -> dict[str, Any] | None:
             try:
@@ -97,8 +114,9 @@ class JobService:
             except JobNotFound:
                 return None
 
-        return self.idempotency.once(str(user.id or user.name), key, fingerprint(plugin_id, request),
-                                     lambda: self.submit(user, plugin_id, request), existing)
+        body = {"request": request, "chunks": chunks, "sweep": sweep}
+        return self.idempotency.once(str(user.id or user.name), key, fingerprint(plugin_id, body),
+                                     submit, existing)
 
     def submit_params(self, user: User, plugin_id: str, params: dict[str, Any],
                       **fields: Any) -> dict[str, Any]:

@@ -34,6 +34,8 @@ class User:
     name: str
     admin: bool = False
     id: str = ""
+    #: a worker token: may register workers (and receives Redis credentials), nothing else
+    worker: bool = False
 
 
 def owns(user: User, record: dict) -> bool:
@@ -71,7 +73,7 @@ class UserStore:
                 conn.execute(users.insert(), rows)
         legacy.replace(legacy.with_name(LEGACY_FILE + ".migrated"))
 
-    def add(self, name: str, admin: bool = False, replace: bool = False) -> str:
+    def add(self, name: str, admin: bool = False, replace: bool = False, worker: bool = False) -> str:
         """Create a user (or, with replace, give it a new token); returns the token once."""
         if not USER_NAME.match(name):
             raise HisciError(f"invalid user name {name!r}", given=name,
@@ -83,10 +85,10 @@ class UserStore:
                 raise HisciError(f"user '{name}' exists", given=name, hint="revoke it first, or pick another name")
             if row:
                 conn.execute(users.update().where(users.c.name == name)
-                             .values(token_sha256=_hash(token), admin=admin))
+                             .values(token_sha256=_hash(token), admin=admin, worker=worker))
             else:
                 conn.execute(users.insert().values(name=name, id=secrets.token_hex(12), token_sha256=_hash(token),
-                                                   admin=admin, created=time.time()))
+                                                   admin=admin, created=time.time(), worker=worker))
         return token
 
     def authenticate(self, token: str | None) -> User | None:
@@ -97,12 +99,12 @@ class UserStore:
             row = conn.execute(sa.select(users).where(users.c.token_sha256 == digest)).first()
         if row is None or not hmac.compare_digest(row.token_sha256, digest):
             return None
-        return User(row.name, bool(row.admin), row.id)
+        return User(row.name, bool(row.admin), row.id, bool(row.worker))
 
     def list(self) -> list[User]:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(users).order_by(users.c.name)).all()
-        return [User(r.name, bool(r.admin), r.id) for r in rows]
+        return [User(r.name, bool(r.admin), r.id, bool(r.worker)) for r in rows]
 
     def revoke(self, name: str) -> None:
         with write_conn(self.engine) as conn, conn.begin():

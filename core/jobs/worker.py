@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -47,6 +48,9 @@ def execute(job_id: str, data_dir: str) -> str:
     _die_with_parent()
     rq_job = get_current_job()
     redis: Redis = rq_job.connection
+    from .join import mapped
+
+    data_dir = mapped(data_dir)  # the shared folder may be mounted elsewhere on this host
     settings = Settings.from_env(data_dir=Path(data_dir))
     book = JobBook(settings.data_dir, settings.database_url)
     events = EventStream(redis, job_id)
@@ -75,14 +79,15 @@ def execute(job_id: str, data_dir: str) -> str:
     heartbeat = Heartbeat(redis, job_id, settings.heartbeat_ttl).start()
     try:
         job = book.apply(job_id, lambda r: r.state == JobState.QUEUED
-                         and r.start(worker=rq_job.worker_name, host=socket.gethostname(), ran_on_gpu=use_gpu))
+                         and r.start(worker=rq_job.worker_name, host=worker_host(), ran_on_gpu=use_gpu))
         if job.state != JobState.RUNNING:
             return job.state.value
         events.emit("state", status="running", host=job.data["host"], worker=job.data.get("worker"))
         plugin = _plugin_of(settings, job, book.store.folder(job_id))
         runner = _runner(job.data.get("runner"))
         result = runner(
-            plugin, params=job.data["params"], record=job.data, output_dir=book.store.folder(job_id),
+            plugin, params=json.loads(mapped(json.dumps(job.data["params"]))), record=job.data,
+            output_dir=book.store.folder(job_id),
             progress=events.progress, cancel_check=lambda: bool(redis.exists(keys.cancel(job_id))),
             xp=array_module(prefer_gpu=use_gpu), book=book,
         )
@@ -285,3 +290,9 @@ def start_worker(settings: Settings, queues: list[str], gpu: bool = False, burst
     finally:
         stop.set()
         alive.stop()
+
+
+def worker_host() -> str:
+    """The host name recorded for a job: ``HISCI_WORKER_HOST`` (several workers on one machine
+    may stand for different hosts, as in tests), else the machine's name."""
+    return os.environ.get("HISCI_WORKER_HOST") or socket.gethostname()

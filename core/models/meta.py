@@ -28,6 +28,16 @@ def localize(text: I18n | None, lang: str = "en") -> str:
     return text
 
 
+class Parallel(BaseModel):
+    """``runtime.parallel``: how a job splits into chunks (``plan``/``run_chunk``/``merge``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    over: Literal["rows", "frames", "batches", "fragments", "spectra"]
+    max_chunks: int = Field(default=64, ge=1)
+    min_chunk: int = Field(default=1, ge=1)
+
+
 class Output(BaseModel):
     """One named output of a plugin (``runtime.outputs``): a glob in its output folder."""
 
@@ -77,6 +87,7 @@ class Runtime(BaseModel):
     retries: int = 0
     outputs: dict[str, Output] = Field(default_factory=dict)
     inputs: dict[str, InputType] = Field(default_factory=dict)
+    parallel: Parallel | None = None
 
 
 class CardMeta(BaseModel):

@@ -95,6 +95,9 @@ def head(env: Any, record: dict[str, Any], lang: str) -> Any:
     ]
     if record.get("reason"):
         rows.append(html.Div(f"{t('job.reason', lang)}: {record['reason']}", className="hs-error"))
+    if record.get("kind") == "sweep":
+        rows.append(dcc.Link(t("job.compare", lang), id="hs-job-compare", className="hs-btn",
+                             href=env.href(f"/jobs/{record['id']}/compare")))
     return rows
 
 

@@ -20,6 +20,7 @@ from . import figures
 from . import frames as F
 from .dataset import Batch, DatasetError, group_batches, open_dataset, parse_utc, read_frames, resolve_folder
 from .outputs import write_batch
+from .parallel import merge, plan, run_chunk  # noqa: F401 - runtime.parallel: chunks of 5-s batches
 from .pipeline import ImagingConfig, PsfCache, process_batch, solve_calibration
 from .stream import follow_batches
 
