@@ -37,6 +37,12 @@ LOG_LINES = 200
 POLL_MS = 700
 
 
+def sweep_stub() -> Any:
+    """Hidden sweep fields: the plugin page's submit callback reads them (as States)."""
+    return html.Div(hidden=True, children=[dcc.Checklist(id="hs-sweep-on", value=[]),
+                                           dcc.Dropdown(id="hs-sweep-field"), dcc.Input(id="hs-sweep-values")])
+
+
 class PreviewCache:
     """Plugins built from pasted JSON, by a hash of the texts (bounded; thread safe).
 
@@ -386,7 +392,8 @@ def register(app: Any, env: Any) -> None:
         if plugin is None:
             return summary, html.Div("—", className="hs-muted"), "", graph
         try:
-            form = forms.build_form(plugin, lang, ref={"preview": entry["key"]}, actions=False)
+            form = html.Div([forms.build_form(plugin, lang, ref={"preview": entry["key"]}, actions=False),
+                             sweep_stub()])
             schema = json.dumps(plugin.parameter_schema(), indent=2, ensure_ascii=False)
         except Exception as exc:  # noqa: BLE001 - a form that cannot be drawn says why
             return summary, html.Div(f"cannot draw the form: {exc}", className="hs-problem"), "", graph
@@ -480,38 +487,45 @@ def register(app: Any, env: Any) -> None:
             close_preview(env.service, user, body["job"])
         return "", 204
 
-    app.clientside_callback(
-        CLOSE_JS,
+    app.clientside_callback(  # remember the page's running preview job (and close it on pagehide)
+        REMEMBER_JS,
         Output("hs-pv-closed", "data"),
-        Input("url", "pathname"),
         Input("hs-pv-job", "data"),
         State("hs-token", "data"),
-        prevent_initial_call=False,
+        State("url", "pathname"),
+    )
+    app.clientside_callback(  # another page of the app: close it
+        LEAVE_JS,
+        Output("hs-pv-closed", "data", allow_duplicate=True),
+        Input("url", "pathname"),
+        prevent_initial_call=True,
     )
 
 
-#: Remembers the page's running preview job; sends it to ``_hisci/preview-close`` when the
-#: page is left (another page of the app, or the tab closed / reloaded).
-CLOSE_JS = r"""
-function(pathname, job, token) {
-    var trigger = (window.dash_clientside.callback_context.triggered[0] || {}).prop_id || "";
-    var close = function() {
-        var open = window.hisciPreviewJob;
-        if (open && open.job) {
-            navigator.sendBeacon(open.url, new Blob([JSON.stringify({token: open.token, job: open.job})],
-                                                    {type: "application/json"}));
-        }
-        window.hisciPreviewJob = null;
-    };
-    if (!window.hisciPreviewCloser) {
-        window.hisciPreviewCloser = true;
-        window.addEventListener("pagehide", close);
+#: The page's running preview job goes to ``_hisci/preview-close`` when the page is left
+#: (another page of the app, or the tab closed / reloaded).
+REMEMBER_JS = r"""
+function(job, token, pathname) {
+    if (!window.hisciPreviewClose) {
+        window.hisciPreviewClose = function() {
+            var open = window.hisciPreviewJob;
+            if (open && open.job) {
+                navigator.sendBeacon(open.url, new Blob([JSON.stringify({token: open.token, job: open.job})],
+                                                        {type: "application/json"}));
+            }
+            window.hisciPreviewJob = null;
+        };
+        window.addEventListener("pagehide", window.hisciPreviewClose);
     }
-    if (trigger.indexOf("hs-pv-job") === 0) {
-        var url = (pathname || "/").split("/preview")[0].replace(/\/$/, "") + "/_hisci/preview-close";
-        window.hisciPreviewJob = job ? {job: job, token: token, url: url} : null;
-    } else if (!(pathname || "").match(/\/preview\/?$/)) {
-        close();
+    var url = (pathname || "/").split("/preview")[0].replace(/\/$/, "") + "/_hisci/preview-close";
+    window.hisciPreviewJob = job ? {job: job, token: token, url: url} : null;
+    return window.dash_clientside.no_update;
+}
+"""
+LEAVE_JS = r"""
+function(pathname) {
+    if (window.hisciPreviewClose && !(pathname || "").match(/\/preview\/?$/)) {
+        window.hisciPreviewClose();
     }
     return window.dash_clientside.no_update;
 }
