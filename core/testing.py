@@ -93,12 +93,18 @@ class CaseReport:
         return not self.differences
 
 
+#: How to record new expectations, said neutrally (front ends pass their own ``update_hint``).
+UPDATE_HINT = "update the expectations from this run (run_tests(..., update=True))"
+
+
 @dataclass
 class TestReport:
     plugin_id: str
     expectations: Path
     cases: list[CaseReport]
     updated: bool = False
+    #: how to record new expectations, in the caller's terms (hicli names its command here)
+    update_hint: str = ""
 
     __test__ = False
 
@@ -125,7 +131,7 @@ class TestReport:
             if not case.ok:
                 lines.append(f"      outputs: {case.output_dir}")
         if any(c.status == "succeeded" for c in failed) and not self.updated:
-            lines.append(f"  if the new outputs are right: hicli test {_project_hint(self.expectations)} --update")
+            lines.append(f"  if the new outputs are right, record them: {self.update_hint or UPDATE_HINT}")
         return "\n".join(lines)
 
 
@@ -134,10 +140,6 @@ def _indent_lines(differences: list[str]) -> Iterator[str]:
         first, *rest = diff.split("\n")
         yield first
         yield from (f"    {line}" for line in rest)
-
-
-def _project_hint(expectations: Path) -> Path:
-    return expectations.parent.parent
 
 
 # --------------------------------------------------------------------------- locating
@@ -307,7 +309,7 @@ class ExpectationStore:
                 self.document.update(json.loads(self.path.read_text("utf-8")))
             except json.JSONDecodeError as exc:
                 raise InputError(f"{self.path}: invalid JSON at line {exc.lineno}: {exc.msg}",
-                                 file=str(self.path), hint="fix it, or delete it and run with --update") from None
+                                 file=str(self.path), hint="fix it, or delete it and record the expectations again") from None
         version = self.document.get("hisci_expectations", EXPECTATIONS_VERSION)
         if not isinstance(version, int) or version > EXPECTATIONS_VERSION:
             raise InputError(f"{self.path}: expectations format {version!r} is newer than this hisci reads "
@@ -415,7 +417,7 @@ def _compare_case(store: ExpectationStore, case: TestCase, status: str, reason: 
     if expected is None:
         return CaseReport(case.name, status, out, [
             (f"no expectations recorded for case '{case.name}' in {store.path}; "
-            f"record them with: hicli test {_project_hint(store.path)} --update")], reason)
+            "record them (update the expectations from this run)")], reason)
     if status != expected.get("status"):
         return CaseReport(case.name, status, out, [
             f"status: expected {expected.get('status')}, got {status}" + (f": {reason}" if reason else "")

@@ -83,7 +83,7 @@ def execute(job_id: str, data_dir: str) -> str:
         if job.state != JobState.RUNNING:
             return job.state.value
         events.emit("state", status="running", host=job.data["host"], worker=job.data.get("worker"))
-        plugin = _find_plugin(settings, job.plugin_id)
+        plugin = _plugin_of(settings, job, book.store.folder(job_id))
         runner = _runner(job.data.get("runner"))
         result = runner(
             plugin, params=json.loads(mapped(json.dumps(job.data["params"]))), record=job.data,
@@ -115,6 +115,15 @@ def _ended(settings: Settings, redis: Redis, book: JobBook, job: JobRecord) -> s
         except JobNotFound:
             pass  # the group was deleted
     return job.state.value
+
+
+def _plugin_of(settings: Settings, job: JobRecord, folder: Path):
+    """The plugin a job runs: a preview job's own snapshot, else the registry's plugin."""
+    if job.kind == "preview":
+        from .preview import snapshot_plugin
+
+        return snapshot_plugin(registry_for(settings), job, folder)
+    return _find_plugin(settings, job.plugin_id)
 
 
 def _find_plugin(settings: Settings, plugin_id: str):
@@ -250,11 +259,13 @@ def start_worker(settings: Settings, queues: list[str], gpu: bool = False, burst
                  name: str | None = None) -> bool:
     """Serve ``queues`` until stopped (or until empty with ``burst``)."""
     if not settings.redis_url:
-        raise HisciError("no Redis to connect to", hint="set HISCI_REDIS_URL (hicli serve prints it)")
+        raise HisciError("no Redis to connect to", pointer="/redis_url",
+                         hint="set HISCI_REDIS_URL to the service's Redis URL")
     if "gpu" in queues and not gpu:
-        raise HisciError("a worker on the gpu queue needs --gpu", hint="hicli worker --queue gpu,cpu --gpu")
+        raise HisciError("a worker on the gpu queue needs the GPU enabled", pointer="/gpu",
+                         hint="enable the GPU for this worker, or serve only the cpu queue")
     if gpu and not gpu_available():
-        raise HisciError("--gpu: no usable GPU (cupy missing or no CUDA device)", hint=INSTALL_HINT)
+        raise HisciError("GPU requested, but no usable GPU (cupy missing or no CUDA device)", hint=INSTALL_HINT)
     os.environ[GPU_ENV] = "1" if gpu else "0"
     _warm(registry_for(Settings.from_env(data_dir=settings.data_dir.resolve())))
     redis = Redis.from_url(settings.redis_url)
