@@ -40,7 +40,7 @@ import numpy as np
 from .errors import HisciError, InputError, did_you_mean
 from .figures import load_figure
 from .plugin import Plugin, load_plugin
-from .runner import run_plugin
+from .runner import RunResult, run_plugin
 
 __all__ = ["CaseReport", "TestCase", "TestReport", "Tolerance", "check_plugin", "compare_file",
            "compare_values", "find_plugin_folder", "load_cases", "run_tests", "tests_folder"]
@@ -273,6 +273,19 @@ def _forget_modules(plugin: Plugin) -> None:
         del sys.modules[name]
 
 
+def _run(plugin: Plugin, case: TestCase, out: Path) -> RunResult:
+    """One case: a plugin through the runner, a workflow through the local workflow runner
+    (its steps are found in the registry this environment discovers, with no step cache)."""
+    kwargs = {"inputs": case.inputs or None, "output_dir": out, "example": case.example is not None,
+              "example_index": case.example or 0}
+    if plugin.is_workflow:
+        from .registry import Registry
+        from .workflow.local import run_workflow
+
+        return run_workflow(plugin, case.params, registry=Registry.discover(), **kwargs)
+    return run_plugin(plugin, case.params, **kwargs)
+
+
 def _run_case(plugin: Plugin, case: TestCase, out: Path) -> tuple[str, str | None, Path]:
     if out.exists():
         if any(out.iterdir()) and not (out / "job.json").is_file():
@@ -280,8 +293,7 @@ def _run_case(plugin: Plugin, case: TestCase, out: Path) -> tuple[str, str | Non
                              file=str(out), hint="give another folder with -o")
         shutil.rmtree(out)
     try:
-        result = run_plugin(plugin, case.params, inputs=case.inputs or None, output_dir=out,
-                            example=case.example is not None, example_index=case.example or 0)
+        result = _run(plugin, case, out)
     except HisciError as err:  # rejected before running: invalid request or missing input
         return "invalid", str(err), out
     except Exception as exc:  # noqa: BLE001 - e.g. plugin.py does not import: a failed case
