@@ -399,8 +399,8 @@ def _output_kinds(out: Path) -> dict[str, str]:
     kinds = {}
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         rel = path.relative_to(out).as_posix()
-        if rel in BOOKKEEPING or rel.startswith("."):
-            continue
+        if rel.startswith(".") or (path.name in BOOKKEEPING and (path.parent / "job.json").is_file()):
+            continue  # a run's own records (a workflow's step folders have theirs too)
         kinds[rel] = _kind(rel, rel in figures)
     return kinds
 
