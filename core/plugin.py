@@ -70,7 +70,8 @@ class Plugin:
         """The JSON Schema of a run request, derived from data.json and ui.json."""
         return self.params.json_schema
 
-    def validate_request(self, request: dict[str, Any] | None = None) -> dict[str, Any]:
+    def validate_request(self, request: dict[str, Any] | None = None,
+                         live_inputs: tuple[str, ...] = ()) -> dict[str, Any]:
         """Fill defaults and validate; raise ParamsError listing every problem.
 
         Values of ``extra`` fields that the form hides for this request (``if``/``if_func``
@@ -83,7 +84,7 @@ class Plugin:
             request = prune_hidden(self.ui, request, self.params.fill_defaults(request))
         except Exception:  # noqa: BLE001 - a malformed request is reported by validate below
             pass
-        return self.params.validate(request)
+        return self.params.validate(request, live_inputs=live_inputs)
 
     def example_request(self, index: int = 0) -> dict[str, Any]:
         """The request that exampleData (entry ``index``) makes."""
@@ -101,6 +102,12 @@ class Plugin:
         module_name, func_name = self.runtime.entry.split(":")
         module = importlib.import_module(f"{self._import_package()}.{module_name}")
         return getattr(module, func_name)
+
+    def load_live_entry(self) -> Callable[..., Any]:
+        """``run_live`` from the entry module (the entry itself when the module has none, so a
+        ``run`` that checks ``ctx.live`` handles both)."""
+        entry = self.load_entry()
+        return getattr(sys.modules[entry.__module__], "run_live", entry)
 
     def _import_package(self) -> str:
         if self.package:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from typing import Any
 
 from .context import ProgressSink, RunContext
 from .errors import InputError, JobCancelled
+from .live import LiveSession, LiveSpec, live_spec_for, split_live
+from .live.publish import Sink
 from .plugin import Plugin
 from .record import JobState, new_record, now, write_task_status
 from .storage import write_json
@@ -107,6 +110,9 @@ def run_plugin(
     owner: str | None = None,
     params: dict[str, Any] | None = None,
     record: dict[str, Any] | None = None,
+    live: dict[str, Any] | LiveSpec | None = None,
+    stop_event: threading.Event | None = None,
+    live_sink: Sink | None = None,
 ) -> RunResult:
     """Validate, run and record one plugin run in ``output_dir``.
 
@@ -118,17 +124,26 @@ def run_plugin(
     ----------
     params : already validated params (the job worker passes the ones stored at submit).
     record : an existing job record to continue (the job layer's, with owner and queue).
+    live : the live settings (``request["live"]`` is taken too); the run then calls the
+        plugin's ``run_live`` with ``ctx.live`` set (``hisci.live``).
+    stop_event : set it to stop a live run after the current item (Ctrl-C).
+    live_sink : forwards live events (the service's Redis stream).
     """
     import numpy
 
+    request, in_request = split_live(request)
+    live_spec = live_spec_for(plugin, live if live is not None else in_request)
     if params is None:
         params = plugin.validate_request(
-            build_request(plugin, request, inputs=inputs, example=example, example_index=example_index))
-    entry = plugin.load_entry()
+            build_request(plugin, request, inputs=inputs, example=example, example_index=example_index),
+            live_inputs=live_spec.names if live_spec else ())
+    entry = plugin.load_live_entry() if live_spec else plugin.load_entry()
     files = resolve_inputs(plugin, params)
     output_dir = prepare_output(output_dir)
     if record is None:
         record = new_record(plugin, params, files, job_id=job_id, owner=owner)
+    if live_spec:
+        record["live_spec"] = live_spec.to_json()
     logger, handler = _file_logger(record["id"], output_dir / "log.txt")
 
     def save(**changes: Any) -> None:
@@ -145,13 +160,27 @@ def run_plugin(
         if progress:
             progress(fraction, message)
 
-    ctx = RunContext(params, files, output_dir, plugin.folder, logger, report, cancel_check,
-                     xp or numpy)
+    session = None
+    if live_spec:  # a missing folder or a busy port is bad input: raise before the run starts
+        try:
+            session = LiveSession(live_spec, output_dir, idle_default=plugin.runtime.idle_timeout,
+                                  cancel_check=cancel_check, sink=live_sink, progress=report, logger=logger,
+                                  stop_event=stop_event)
+        except BaseException:
+            logger.removeHandler(handler)
+            handler.close()
+            raise
     save(status=JobState.RUNNING.value, started=now())
     write_task_status(output_dir, 2)
     logger.info("plugin %s %s started (job %s)", plugin.id, plugin.version, record["id"])
+    ctx: RunContext | None = None
     try:
+        ctx = RunContext(params, files, output_dir, plugin.folder, logger, report, cancel_check,
+                         xp or numpy, live=session)
         summary = entry(ctx) or {}
+        if session is not None:
+            summary["live"] = record["live"] = session.summary()
+            _log_live(logger, record["live"])
         write_json(output_dir / "result.json", summary)
         state, reason = JobState.SUCCEEDED, None
     except JobCancelled:
@@ -161,15 +190,29 @@ def run_plugin(
         logger.error("plugin failed:\n%s", traceback.format_exc())
         summary, state, reason = {}, JobState.FAILED, _reason(exc, plugin)
     finally:
+        if session is not None:
+            record.setdefault("live", session.summary())
+            session.close()
         logger.removeHandler(handler)
         handler.close()
     outputs = sorted(str(p.relative_to(output_dir)) for p in output_dir.rglob("*") if p.is_file())
-    save(status=state.value, reason=reason, finished=now(), figures=ctx.figures, outputs=outputs,
+    figures = ctx.figures if ctx is not None else []
+    save(status=state.value, reason=reason, finished=now(), figures=figures, outputs=outputs,
          progress=1.0 if state == JobState.SUCCEEDED else record["progress"],
          message="done" if state == JobState.SUCCEEDED else record["message"])
     write_task_status(output_dir, 4 if state == JobState.SUCCEEDED else 2,
                       failed=state != JobState.SUCCEEDED)
     return RunResult(state.value, output_dir, record, summary, reason)
+
+
+def _log_live(logger: logging.Logger, live: dict[str, Any]) -> None:
+    logger.info("live: stopped (%s) after %d items; checkpoint %s", live["stop"], live["processed"],
+                live["checkpoint"])
+    for name, counts in live["sources"].items():
+        level = logging.WARNING if counts["dropped"] else logging.INFO
+        logger.log(level, "live source %s: received %d (%d bytes), processed %d, spooled %d, dropped %d, "
+                   "rejected %d", name, counts["received"], counts["bytes"], counts["processed"], counts["spooled"],
+                   counts["dropped"], counts["rejected"])
 
 
 def _reason(exc: BaseException, plugin: Plugin) -> str:

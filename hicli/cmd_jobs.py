@@ -15,7 +15,7 @@ import click
 from hisci import Registry
 
 from .client import Client
-from .cmd_run import assemble_request, request_options
+from .cmd_run import assemble_live, assemble_request, live_options, request_options
 from .errors import EXIT_CANCELLED, EXIT_FAILED, handle_errors
 
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -25,12 +25,19 @@ FINISHED = ("succeeded", "failed", "cancelled")
 @click.argument("plugin_id")
 @request_options
 @click.option("--wait", is_flag=True, help="Wait until the job ends; exit 2 if it failed.")
+@live_options
 @handle_errors
 def submit_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[str, ...],
-               params_file: Path | None, example: bool, example_index: int, wait: bool) -> None:
-    """Submit a job to the service; prints the job id alone on stdout."""
+               params_file: Path | None, example: bool, example_index: int, wait: bool, live: bool,
+               watch: tuple[str, ...], zmq: tuple[str, ...], bluesky: tuple[str, ...], until: int | None,
+               idle: float | None, live_set: tuple[str, ...]) -> None:
+    """Submit a job to the service; prints the job id alone on stdout. With --live the
+    folders and addresses are the worker's (it watches them, not this machine)."""
     plugin = Registry.discover().get(plugin_id)
+    live_spec = assemble_live(live, watch, zmq, bluesky, until, idle, live_set)
     request, inputs = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index)
+    if live_spec:
+        request["live"] = live_spec
     client = Client()
     for name, paths in inputs.items():
         links = [f"upload:{client.upload(Path(p))['id']}" for p in paths]

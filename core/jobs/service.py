@@ -13,6 +13,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
 from ..errors import InputError, ParamsError, Problem
+from ..live import live_spec_for, split_live
 from ..record import JobState, new_record, now
 from ..registry import Registry
 from ..runner import resolve_inputs
@@ -82,7 +83,10 @@ class JobService:
         if not plugin.runnable:
             raise ParamsError([Problem("this plugin has no runtime block, so it cannot be run",
                                        pointer="/runtime", given=plugin_id)], plugin_id=plugin_id)
-        params = plugin.validate_request(self._resolve_links(user, plugin_id, request))
+        request, live_raw = split_live(request)
+        live = live_spec_for(plugin, live_raw)
+        params = plugin.validate_request(self._resolve_links(user, plugin_id, request),
+                                         live_inputs=live.names if live else ())
         files = resolve_inputs(plugin, params)
         redis = self._redis()
         where = route(plugin, redis)
@@ -92,6 +96,8 @@ class JobService:
         record.update(queue=where.queue, fell_back=where.fell_back, routing=where.note,
                       timeout=plugin.runtime.timeout, retries=plugin.runtime.retries, attempts=0,
                       needs=needs, held=not ok, message=why)
+        if live:  # a live job runs until stopped: no timeout, the idle timeout ends it
+            record.update(live_spec=live.to_json(), timeout=-1)
         self.store.write(record)
         if ok:
             enqueue(redis, self.settings, record)

@@ -63,7 +63,8 @@ def execute(job_id: str, data_dir: str) -> str:
         result = run_plugin(
             plugin, params=record["params"], record=record, output_dir=store.folder(job_id),
             progress=events.progress, cancel_check=lambda: bool(redis.exists(keys.cancel(job_id))),
-            xp=array_module(prefer_gpu=use_gpu),
+            xp=array_module(prefer_gpu=use_gpu), live=record.get("live_spec"),
+            live_sink=lambda kind, fields: events.emit(kind, **fields),
         )
         record = result.record
     except HisciError as err:  # plugin missing on this worker, input vanished, ...
