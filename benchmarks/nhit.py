@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hisci.builtin_plugins.nhit_trigger.eventfile import EventFileWriter
-from hisci.builtin_plugins.nhit_trigger.hitstream import ED, HitStream
-from hisci.builtin_plugins.nhit_trigger.kernel import scan_windows_numpy
-from hisci.builtin_plugins.nhit_trigger.pipeline import run_trigger, warm_up
-from hisci.builtin_plugins.nhit_trigger.simulate import SimulationConfig, simulate_stream
-from hisci.builtin_plugins.nhit_trigger.trigger import EventBlock, TriggerConfig, own_ranges
+from hisci.builtin_plugins.nhit.eventfile import EventFileWriter
+from hisci.builtin_plugins.nhit.hitstream import ED, HitStream
+from hisci.builtin_plugins.nhit.kernel import scan_windows_numpy
+from hisci.builtin_plugins.nhit.pipeline import run_trigger, warm_up
+from hisci.builtin_plugins.nhit.simulate import SimulationConfig, simulate_stream
+from hisci.builtin_plugins.nhit.trigger import EventBlock, TriggerConfig, own_ranges
 
 FULL_RATE, FIELD_RATE = 546.0, 230.0  # MB/s: full KM2A (ED+MD), the paper's field test (ED)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -56,6 +58,7 @@ class RunContext:
         self.figures: list[str] = []
         #: The LiveSession of a live run (``hisci.live``), None otherwise.
         self.live = live
+        self._span = (0.0, 1.0)
 
     @property
     def on_gpu(self) -> bool:
@@ -88,14 +91,78 @@ class RunContext:
         raise InputError(f"table '{name}' was not given", pointer=f"/data/{name}",
                          hint=f"paste it into textarea.{name} or pass --input {name}=FILE")
 
+    @contextmanager
+    def field(self, name: str, *, file: str | Path = "") -> Iterator[Any]:
+        """Blame a parameter (or an input) for any ``ValueError`` raised inside the block.
+
+        Parameters
+        ----------
+        name : an ``extra`` field name (pointer ``/extra/<name>``), or a JSON pointer
+            such as ``"/data/poni"``.
+        file : the input file the error is about, if any (reported as its name).
+
+        Yields
+        ------
+        The value of ``params["extra"][name]`` (None for a pointer).
+
+        Raises
+        ------
+        InputError
+            At that pointer, with the ValueError's message and the given value.
+
+        Examples
+        --------
+        >>> with ctx.field("composition") as text:        # doctest: +SKIP
+        ...     atoms = parse_composition(text)
+        """
+        pointer = name if name.startswith("/") else f"/extra/{name}"
+        value = None if name.startswith("/") else (self.params.get("extra") or {}).get(name)
+        try:
+            yield value
+        except ValueError as exc:
+            raise InputError(str(exc), pointer=pointer, file=Path(file).name if file else "",
+                             given=value) from None
+
     def progress(self, fraction: float, message: str = "") -> None:
-        """Report progress (0..1) and a message; raises JobCancelled when cancelled."""
+        """Report progress (0..1 of the current span) and a message.
+
+        Raises
+        ------
+        JobCancelled
+            When the job was cancelled.
+        """
         if self._cancel_check():
             raise JobCancelled("the job was cancelled")
-        fraction = min(max(float(fraction), 0.0), 1.0)
+        lo, hi = self._span
+        fraction = lo + (hi - lo) * min(max(float(fraction), 0.0), 1.0)
         self.logger.info("progress %3.0f%% %s", 100 * fraction, message)
         if self._progress_sink:
             self._progress_sink(fraction, message)
+
+    @contextmanager
+    def progress_span(self, start: float, stop: float) -> Iterator[Callable[[int, int, str], None]]:
+        """Map ``ctx.progress(0..1)`` inside the block onto ``start..stop`` of the job.
+
+        Yields a ``step(done, total, message="")`` callback for loops and library
+        functions that count steps. Spans nest.
+
+        Examples
+        --------
+        >>> with ctx.progress_span(0.1, 0.9) as step:     # doctest: +SKIP
+        ...     for k, frame in enumerate(frames):
+        ...         step(k, len(frames), f"frame {k}")
+        """
+        outer = self._span
+        lo, hi = outer
+        self._span = (lo + (hi - lo) * float(start), lo + (hi - lo) * float(stop))
+
+        def step(done: int, total: int, message: str = "") -> None:
+            self.progress(done / total if total else 1.0, message)
+
+        try:
+            yield step
+        finally:
+            self._span = outer
 
     def cancelled(self) -> bool:
         return bool(self._cancel_check())
@@ -123,23 +190,37 @@ class RunContext:
         self.figures.append(path.name)
         return path
 
-    def save_array(self, array: Any, name: str) -> Path:
-        """Save an array as ``.npy`` or as an HDF5 dataset ``data`` (``.h5``/``.hdf5``)."""
-        path = self.output_dir / name
+    def save_array(self, name: str, array: Any, attrs: dict[str, Any] | None = None) -> Path:
+        """Save an array with its attributes; returns the file written.
+
+        Parameters
+        ----------
+        name : file name; ``.h5``/``.hdf5`` (dataset ``data``, attributes on it) or ``.npy``
+            (attributes in ``<name>.attrs.json``). No suffix means ``.h5``.
+        array : numpy or cupy array (a cupy array is copied to the host).
+        attrs : plain values (numbers, strings, lists) describing the array: units, axes...
+        """
+        path = self.output_dir / (name if Path(name).suffix else f"{name}.h5")
         if hasattr(array, "get") and not isinstance(array, numpy.ndarray):
             array = array.get()  # cupy -> numpy
+        array = numpy.asarray(array)
         if path.suffix in (".h5", ".hdf5"):
             import h5py
 
             with h5py.File(path, "w") as fh:
-                fh.create_dataset("data", data=numpy.asarray(array))
+                dataset = fh.create_dataset("data", data=array)
+                for key, value in (attrs or {}).items():
+                    dataset.attrs[key] = value if not isinstance(value, dict) else json.dumps(value)
         elif path.suffix == ".npy":
-            numpy.save(path, numpy.asarray(array))
+            numpy.save(path, array)
+            if attrs:
+                write_json(path.with_name(path.name + ".attrs.json"), attrs)
         else:
-            raise ValueError(f"save_array: unknown suffix in {name!r}; use .npy, .h5 or .hdf5")
+            raise ValueError(f"save_array: unknown suffix in {name!r}; use .h5, .hdf5 or .npy")
         return path
 
-    def save_json(self, document: Any, name: str) -> Path:
-        path = self.output_dir / name
+    def save_json(self, name: str, document: Any) -> Path:
+        """Write ``document`` as JSON (numpy scalars and arrays allowed) to ``<name>``."""
+        path = self.output_dir / (name if name.endswith(".json") else f"{name}.json")
         write_json(path, document)
         return path

@@ -456,7 +456,7 @@ def save_result(ctx: Any, value: Any, name: str = "result") -> dict[str, Any]:
         value.to_csv(ctx.output_dir / f"{name}.csv", index=False)
         return {f"{name}_rows": len(value), f"{name}_columns": [str(c) for c in value.columns]}
     if hasattr(value, "shape") and hasattr(value, "dtype") and getattr(value, "ndim", 0) > 0:
-        ctx.save_array(value, f"{name}.npy")
+        ctx.save_array(f"{name}.npy", value)
         return {f"{name}_shape": [int(n) for n in value.shape]}
     if isinstance(value, dict):
         return {str(k): _json_value(v) for k, v in value.items()}

@@ -35,7 +35,8 @@ def widget_schema(widget: Widget, default: Any) -> dict[str, Any]:
     """The JSON Schema of one ``extra`` value, from its widget type and properties."""
     kind = widget.type
     if kind == "slider":
-        schema: dict[str, Any] = dict(NUMBER)
+        schema: dict[str, Any] = (
+            {"type": "integer"} if integer_slider(widget) and _whole(default) else dict(NUMBER))
         if widget.min is not None:
             schema["minimum"] = widget.min
         if widget.max is not None and not widget.prop("max_func"):
@@ -63,6 +64,16 @@ def widget_schema(widget: Widget, default: Any) -> dict[str, Any]:
     if default is not None:
         schema["default"] = default
     return schema
+
+
+def integer_slider(widget: Widget) -> bool:
+    """A slider whose min, max and step are all integers (step defaults to 1) takes integers."""
+    bounds = [widget.min, widget.max, 1 if widget.step is None else widget.step]
+    return all(isinstance(b, int) and not isinstance(b, bool) for b in bounds)
+
+
+def _whole(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and float(value).is_integer())
 
 
 def _choices(items: list[Any]) -> list[Any]:
@@ -190,9 +201,11 @@ class ParamSpec:
             elif isinstance(values, dict):
                 params.setdefault(section, {}).update(copy.deepcopy(values))
         for key, widget in self.json_schema["properties"]["extra"]["properties"].items():
-            if widget.get("anyOf") and params["extra"].get(key) in (0, 1) and not isinstance(
-                    params["extra"].get(key), bool):
-                params["extra"][key] = bool(params["extra"][key])
+            value = params["extra"].get(key)
+            if widget.get("anyOf") and value in (0, 1) and not isinstance(value, bool):
+                params["extra"][key] = bool(value)
+            elif widget.get("type") == "integer" and isinstance(value, float) and value.is_integer():
+                params["extra"][key] = int(value)
         return params
 
     def missing_inputs(self, params: dict[str, Any]) -> list[Problem]:

@@ -33,7 +33,7 @@ def test_every_problem_is_reported_with_pointer_given_and_allowed(table_plot) ->
     problems = {p.pointer: p for p in info.value.problems}
     assert set(problems) == {"/extra/opacity", "/extra/chart_type", "/extra/log_y"}
     assert problems["/extra/opacity"].given == 3
-    assert "out of range (maximum 1.0)" in problems["/extra/opacity"].message
+    assert "out of range (maximum 1)" in problems["/extra/opacity"].message
     assert problems["/extra/chart_type"].allowed == ["scatter", "line", "bar", "box"]
 
 

@@ -57,7 +57,7 @@ def test_slider_default_out_of_bounds(plugin_copy) -> None:
         opacity=1.5) or d})
     problems = _load_problems(folder)
     assert problems[0].pointer == "/extra/opacity"
-    assert "slider default 1.5 is outside [0.1, 1.0]" in problems[0].message
+    assert "slider default 1.5 is outside [0.1, 1]" in problems[0].message
 
 
 def test_bad_json_syntax_reports_line_and_column(plugin_copy) -> None:

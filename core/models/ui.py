@@ -40,9 +40,9 @@ class Widget(BaseModel):
     required: bool = False
     multiple: bool = False
     items: list[Any] | None = None
-    min: float | None = None
-    max: float | None = None
-    step: float | None = None
+    min: int | float | None = None
+    max: int | float | None = None
+    step: int | float | None = None
     exts: list[str] = Field(default_factory=list)
 
     def prop(self, name: str, default: Any = None) -> Any:

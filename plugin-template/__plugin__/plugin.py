@@ -34,7 +34,8 @@ def run(ctx: RunContext) -> dict:
     except ValueError as exc:  # the function's message names the parameter and what is allowed
         raise InputError(str(exc), pointer="/extra") from None
     ctx.progress(0.7, "saving outputs")
-    ctx.save_array(numpy.vstack([numpy.sort(x), peak.smoothed, peak.baseline]), "corrected.npy")
+    ctx.save_array("corrected.npy", numpy.vstack([numpy.sort(x), peak.smoothed, peak.baseline]),
+                   {"rows": ["x", "smoothed", "baseline"]})
     (ctx.output_dir / "report.txt").write_text(_report(peak, x.size), encoding="utf-8")
     ctx.save_figure(_figure(x, y, peak, extra["title"]), "spectrum")
     return {"position": peak.position, "height": peak.height, "fwhm": peak.fwhm,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from hisci.builtin_plugins.nhit_trigger import figures
-from hisci.builtin_plugins.nhit_trigger.checker import check_event_file
-from hisci.builtin_plugins.nhit_trigger.glue import as_int, input_error
-from hisci.builtin_plugins.nhit_trigger.pipeline import run_trigger
-from hisci.builtin_plugins.nhit_trigger.plugin import load_config, open_stream
+from hisci.builtin_plugins.nhit import figures
+from hisci.builtin_plugins.nhit.checker import check_event_file
+from hisci.builtin_plugins.nhit.config import load_config, open_stream
+from hisci.builtin_plugins.nhit.glue import as_int, input_error
+from hisci.builtin_plugins.nhit.pipeline import run_trigger
 
 
 def first_difference(a: bytes, b: bytes) -> int | None:

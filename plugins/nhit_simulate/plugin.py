@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from hisci.builtin_plugins.nhit_trigger import figures
-from hisci.builtin_plugins.nhit_trigger.glue import as_int, input_error
-from hisci.builtin_plugins.nhit_trigger.hitstream import HitStream
-from hisci.builtin_plugins.nhit_trigger.simulate import SimulationConfig, simulate_stream
+from hisci.builtin_plugins.nhit import figures
+from hisci.builtin_plugins.nhit.glue import as_int, input_error
+from hisci.builtin_plugins.nhit.hitstream import HitStream
+from hisci.builtin_plugins.nhit.simulate import SimulationConfig, simulate_stream
 
 STREAM_NAME = "stream.hits"
 TRUTH_NAME = "truth.npz"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hisci.builtin_plugins.nhit_trigger.hitstream import ED, HIT_DTYPE, MD
+from hisci.builtin_plugins.nhit.hitstream import ED, HIT_DTYPE, MD
 
 
 def oracle_ranges(times, threshold: int, window_ns: int) -> list[tuple[int, int, int]]:

@@ -7,14 +7,14 @@ import struct
 import numpy as np
 import pytest
 
-from hisci.builtin_plugins.nhit_trigger.checker import check_event_file, read_event_file
-from hisci.builtin_plugins.nhit_trigger.eventfile import (
+from hisci.builtin_plugins.nhit.checker import check_event_file, read_event_file
+from hisci.builtin_plugins.nhit.eventfile import (
     EVENT_HEADER_SIZE,
     FILE_HEADER_SIZE,
     encode_file_header,
     write_event_file,
 )
-from hisci.builtin_plugins.nhit_trigger.trigger import TriggerConfig, trigger_hits
+from hisci.builtin_plugins.nhit.trigger import TriggerConfig, trigger_hits
 
 from .nhit_trigger_helpers import random_hits
 
@@ -164,7 +164,7 @@ def test_file_header_rules(good, tmp_path):
 def test_checking_in_small_chunks_gives_the_same_report(good, tmp_path, monkeypatch):
     import functools
 
-    from hisci.builtin_plugins.nhit_trigger import checker
+    from hisci.builtin_plugins.nhit import checker
 
     path, block = good
     whole = check_event_file(path, threshold=N)

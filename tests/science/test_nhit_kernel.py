@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hisci.builtin_plugins.nhit_trigger.hitstream import HIT_DTYPE, MD
-from hisci.builtin_plugins.nhit_trigger.kernel import (
+from hisci.builtin_plugins.nhit.hitstream import HIT_DTYPE, MD
+from hisci.builtin_plugins.nhit.kernel import (
     NO_TIME,
     scan_hits,
     scan_windows,
@@ -15,8 +15,8 @@ from hisci.builtin_plugins.nhit_trigger.kernel import (
     select_in_ranges,
     window_counts,
 )
-from hisci.builtin_plugins.nhit_trigger.merge import channel_runs, merge_channel_runs
-from hisci.builtin_plugins.nhit_trigger.trigger import TriggerConfig, trigger_hits
+from hisci.builtin_plugins.nhit.merge import channel_runs, merge_channel_runs
+from hisci.builtin_plugins.nhit.trigger import TriggerConfig, trigger_hits
 
 from .nhit_trigger_helpers import (
     make_hits,

@@ -5,20 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hisci.builtin_plugins.nhit_trigger.analysis import (
+from hisci.builtin_plugins.nhit.analysis import (
     efficiency_curve,
     noise_only,
     poisson_noise_rate,
     truth_report,
 )
-from hisci.builtin_plugins.nhit_trigger.pipeline import run_trigger
-from hisci.builtin_plugins.nhit_trigger.simulate import (
+from hisci.builtin_plugins.nhit.pipeline import run_trigger
+from hisci.builtin_plugins.nhit.simulate import (
     SimulationConfig,
     Truth,
     simulate_stream,
     sunflower,
 )
-from hisci.builtin_plugins.nhit_trigger.trigger import TriggerConfig
+from hisci.builtin_plugins.nhit.trigger import TriggerConfig
 
 
 @pytest.fixture(scope="module")

@@ -91,7 +91,7 @@ def test_threshold_zero_is_rejected(registry, tmp_path):
 
 
 def test_cancel_leaves_no_event_file(registry, tmp_path):
-    from hisci.builtin_plugins.nhit_trigger.simulate import SimulationConfig, simulate_stream
+    from hisci.builtin_plugins.nhit.simulate import SimulationConfig, simulate_stream
 
     stream = tmp_path / "s.hits"
     simulate_stream(stream, SimulationConfig(seconds=0.1, scale=0.02))

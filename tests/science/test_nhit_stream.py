@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hisci.builtin_plugins.nhit_trigger.eventfile import write_event_file
-from hisci.builtin_plugins.nhit_trigger.hitstream import (
+from hisci.builtin_plugins.nhit.eventfile import write_event_file
+from hisci.builtin_plugins.nhit.hitstream import (
     HIT_DTYPE,
     HitStream,
     StreamFormatError,
     write_stream,
 )
-from hisci.builtin_plugins.nhit_trigger.pipeline import run_trigger
-from hisci.builtin_plugins.nhit_trigger.scheduler import Scheduler
-from hisci.builtin_plugins.nhit_trigger.simulate import SimulationConfig, simulate_stream
-from hisci.builtin_plugins.nhit_trigger.trigger import (
+from hisci.builtin_plugins.nhit.pipeline import run_trigger
+from hisci.builtin_plugins.nhit.scheduler import Scheduler
+from hisci.builtin_plugins.nhit.simulate import SimulationConfig, simulate_stream
+from hisci.builtin_plugins.nhit.trigger import (
     EventBlock,
     OverlapTooShortError,
     TriggerConfig,
