@@ -6,39 +6,22 @@ import platform
 import socket
 import sys
 import uuid
-from datetime import datetime, timezone
-from enum import Enum
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .jobs.record import JobState, now
 from .storage import sha256, write_json
 
 RECORD_VERSION = 1
 RECORDED_PACKAGES = ("hisci", "numpy", "scipy", "h5py", "plotly", "pyFAI", "ducc0", "numba", "cupy")
 
 
-class JobState(str, Enum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
-
-
 # Hiplot's step codes: 0 pending, 1 running, 2 done, 3 error.
 HIPLOT_STEPS = ("read-params", "read-data", "core-steps", "done")
 HIPLOT_LABELS = ("en:Read parameters;zh_cn:读取参数", "en:Read data;zh_cn:读取数据",
                  "en:Run;zh_cn:运行", "en:Done;zh_cn:完成")
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def new_job_id() -> str:

@@ -16,7 +16,8 @@ class Settings(BaseModel):
     ``HISCI_REDIS_URL``, ``HISCI_NO_ENTRY_POINTS`` (1 to skip installed plugins),
     ``HISCI_NO_BUILTINS`` (1 to skip built-in plugins), ``HISCI_TRACE`` (1 to log discovery),
     ``HISCI_UPLOAD_LIMIT_MB``, ``HISCI_HEARTBEAT_TTL``, ``HISCI_REAPER_INTERVAL`` and
-    ``HISCI_CANCEL_GRACE`` (seconds) for the job service.
+    ``HISCI_CANCEL_GRACE`` (seconds) for the job service, ``HISCI_DATABASE_URL`` for the job
+    index (default: SQLite ``<data dir>/index.sqlite``; ``postgresql://user@host/db`` for PostgreSQL).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -24,6 +25,7 @@ class Settings(BaseModel):
     data_dir: Path = Field(default_factory=lambda: Path("hisci-data"))
     plugin_path: tuple[Path, ...] = ()
     redis_url: str | None = None
+    database_url: str | None = None
     builtins: bool = True
     entry_points: bool = True
     trace: bool = False
@@ -44,6 +46,8 @@ class Settings(BaseModel):
             )
         if env.get("HISCI_REDIS_URL"):
             values["redis_url"] = env["HISCI_REDIS_URL"]
+        if env.get("HISCI_DATABASE_URL"):
+            values["database_url"] = env["HISCI_DATABASE_URL"]
         for name, key in (("HISCI_UPLOAD_LIMIT_MB", "upload_limit_mb"),
                           ("HISCI_HEARTBEAT_TTL", "heartbeat_ttl"),
                           ("HISCI_REAPER_INTERVAL", "reaper_interval"),

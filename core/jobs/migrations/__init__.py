@@ -1,0 +1,1 @@
+"""Alembic migrations of the job index (run automatically when the index is opened)."""
