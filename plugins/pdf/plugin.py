@@ -16,6 +16,7 @@ from . import pipeline
 from .figures import save_figures
 from .fileio import iter_frames, read_image, read_mask, read_pattern
 from .integration import load_geometry
+from .live import run_live  # noqa: F401 - live mode (runtime.live)
 from .transform import PDFConfig, find_gr_peaks, parse_composition
 
 PATTERN_SUFFIXES = {".chi", ".xy", ".dat", ".xye", ".iq", ".txt", ".csv"}
