@@ -72,3 +72,70 @@ def test_pdf_live_frames_become_gr_and_match_the_batch_run(registry, tmp_path):
                                rtol=1e-6, atol=1e-8)
     assert live.summary["n_frames"] == 3 and live.record["live"]["stop"] == "until 3 items"
     assert (out / "gr.json").exists()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _live_thread(plugin, request, out, live):
+    box: dict = {}
+    thread = threading.Thread(target=lambda: box.setdefault("r", run_plugin(plugin, request, output_dir=out,
+                                                                            live=live)), daemon=True)
+    thread.start()
+    return thread, box
+
+
+def test_nhit_zmq_stream_events_equal_the_offline_run_byte_for_byte(registry, tmp_path):
+    from hisci.builtin_plugins.nhit import wire
+
+    trigger = registry.get("nhit_trigger")
+    stream = BUILTIN / "nhit_trigger" / "example" / "stream.hits"
+    request = {"extra": {"threshold": 20, "window_ns": 400, "workers": 1}}
+    offline = run_plugin(trigger, request, inputs={"hits": str(stream)}, output_dir=tmp_path / "offline")
+    assert offline.ok, offline.error
+    port = _free_port()
+    thread, box = _live_thread(trigger, request, tmp_path / "live",
+                               {"zmq": {"hits": f"bind:tcp://127.0.0.1:{port}"}, "idle": 30})
+    push = zmq.Context.instance().socket(zmq.PUSH)
+    push.connect(f"tcp://127.0.0.1:{port}")
+    sent = wire.send_stream(push, stream)
+    thread.join(60)
+    push.close(linger=1000)
+    live = box["r"]
+    assert live.ok, live.error
+    s = live.summary
+    assert s["complete"] and s["missing_fragments"] == [] and s["bytes_received"] == sent
+    assert s["fragments_received"] == s["fragments_sent"] == len(wire.messages(stream)) - 2
+    assert s["hits_received"] == offline.summary["hits_read"]
+    assert s["events"] == offline.summary["events"] > 0
+    assert (tmp_path / "live" / "events.dat").read_bytes() == (tmp_path / "offline" / "events.dat").read_bytes()
+    assert live.record["live"]["stop"] == "end of run" and live.record["live"]["dropped"] == 0
+    rates = [e for e in read_events(tmp_path / "live" / "live" / "events.jsonl") if e["type"] == "live"]
+    assert rates and rates[-1]["data"]["events"] == s["events"] and rates[-1]["data"]["hits"] == s["hits_received"]
+
+
+def test_nhit_live_reports_a_lost_fragment(registry, tmp_path):
+    from hisci.builtin_plugins.nhit import wire
+
+    trigger = registry.get("nhit_trigger")
+    stream = BUILTIN / "nhit_trigger" / "example" / "stream.hits"
+    port = _free_port()
+    thread, box = _live_thread(trigger, {"extra": {"threshold": 20}}, tmp_path / "live",
+                               {"zmq": {"hits": f"bind:tcp://127.0.0.1:{port}"}, "idle": 30})
+    push = zmq.Context.instance().socket(zmq.PUSH)
+    push.connect(f"tcp://127.0.0.1:{port}")
+    messages = wire.messages(stream)
+    for k, message in enumerate(messages):
+        if k != 2:  # fragment 1 is lost on the way
+            push.send(message)
+    thread.join(60)
+    push.close(linger=1000)
+    s = box["r"].summary
+    assert not s["complete"] and s["missing_fragments"] == [1]
+    assert s["fragments_received"] == s["fragments_sent"] - 1
+    assert "INCOMPLETE" in (tmp_path / "live" / "log.txt").read_text()

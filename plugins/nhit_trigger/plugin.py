@@ -12,6 +12,8 @@ from hisci.builtin_plugins.nhit.pipeline import run_trigger
 from hisci.builtin_plugins.nhit.simulate import Truth
 from hisci.builtin_plugins.nhit.trigger import TriggerConfig
 
+from .live import run_live  # noqa: F401 - live mode (runtime.live)
+
 OUTPUT_NAME = "events.dat"
 
 
