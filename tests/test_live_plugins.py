@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -46,7 +45,7 @@ def test_pdf_live_frames_become_gr_and_match_the_batch_run(registry, tmp_path):
         entry["link"] = str(BUILTIN / "pdf" / entry["link"])
     box: dict = {}
     thread = threading.Thread(target=lambda: box.setdefault("r", run_plugin(
-        pdf, request, output_dir=out, live={"watch": {"image": str(folder)}, "until": 3, "settle": 0.1,
+        pdf, request, output_dir=out, live={"watch": {"image": str(folder)}, "until": 3, "settle": 0.1, "pattern": "*.h5",
                                             "poll": 0.05})))
     thread.start()
     rng = np.random.default_rng(1)
