@@ -13,13 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+import zmq  # the live extra (make test installs it)
 
 from hisci import run_plugin
 from hisci.errors import InputError
 from hisci.live import parse_live, read_events
 from tests.conftest import FIXTURE_PLUGINS
-
-zmq = pytest.importorskip("zmq", reason="pyzmq is in the live extra: pip install -e '.[all]'")
 
 
 @pytest.fixture

@@ -17,8 +17,6 @@ import pytest
 from hisci import Registry, Settings, run_plugin
 from hisci.live import read_events
 
-pytest.importorskip("zmq", reason="pyzmq is in the live extra")
-bluesky = pytest.importorskip("bluesky", reason="bluesky and ophyd are in the dev extra")
 SERIES = Path(__file__).parents[1] / "plugins" / "xas_match" / "example" / "au_timeseries"
 STANDARDS = ["Au_foil", "Au3_Cl_aq", "Au_sulphide"]
 LCF = {"mode": "lcf", "standards": STANDARDS, "fit_range": [-49, 31], "pre_edge_range": "-150, -30",
