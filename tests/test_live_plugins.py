@@ -138,3 +138,37 @@ def test_nhit_live_reports_a_lost_fragment(registry, tmp_path):
     assert not s["complete"] and s["missing_fragments"] == [1]
     assert s["fragments_received"] == s["fragments_sent"] - 1
     assert "INCOMPLETE" in (tmp_path / "live" / "log.txt").read_text()
+
+
+def test_muser_frame_files_become_images_per_batch_as_they_arrive(registry, tmp_path):
+    from hisci.builtin_plugins.muser_imaging import frames as F
+    from tests.science.muser_imaging_helpers import make_dataset
+
+    muser = registry.get("muser_imaging")
+    make_dataset(tmp_path / "ds", n_batches=3, seed=31)
+    raw = (tmp_path / "ds" / "target.bin").read_bytes()
+    folder, out = tmp_path / "frames", tmp_path / "live"
+    folder.mkdir()
+    request = {"extra": {"channels": "3", "image_size": 256, "clean": "none"},
+               "data": {"dataset": {"link": str(tmp_path / "ds")}}}
+    thread, box = _live_thread(muser, request, out, {"watch": {"frames": str(folder)}, "idle": 2, "settle": 0.1,
+                                                     "pattern": "*.bin"})
+    half = 4 * F.FRAME_SIZE  # half a 5-s batch per file
+    for k in range(0, len(raw), half):
+        tmp = folder / f".part{k}"
+        tmp.write_bytes(raw[k:k + half])
+        tmp.rename(folder / f"frames_{k // half:03d}.bin")
+        time.sleep(0.2)
+    thread.join(120)
+    live = box["r"]
+    assert live.ok, live.error
+    published = [e["data"] for e in read_events(out / "live" / "events.jsonl") if e["type"] == "live"]
+    assert [p["batch"] for p in published] == [0, 1, 2]
+    assert all(p["state"] == "imaged" and len(p["thumbnail"]) == 64 for p in published)
+    offline = run_plugin(muser, {"extra": request["extra"]}, inputs={"dataset": str(tmp_path / "ds")},
+                         output_dir=tmp_path / "offline")
+    assert offline.ok, offline.error
+    for b in range(3):
+        np.testing.assert_array_equal(np.load(out / f"batch_{b}" / "dirty.npy"),
+                                      np.load(tmp_path / "offline" / f"batch_{b}" / "dirty.npy"))
+    assert live.record["live"]["processed"] == 6 and live.summary["seconds_per_batch_warm"] < 5

@@ -20,6 +20,7 @@ from .dataset import (
     read_frames,
     resolve_folder,
 )
+from .live import run_live  # noqa: F401 - live mode (runtime.live)
 from .pipeline import ImagingConfig, PsfCache, process_batch, solve_calibration
 from .stream import follow_batches
 
