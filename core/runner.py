@@ -183,6 +183,9 @@ def run_plugin(
             _log_live(logger, record["live"])
         write_json(output_dir / "result.json", summary)
         state, reason = JobState.SUCCEEDED, None
+        if session is not None and session.stop_reason == "cancelled":
+            state, reason = JobState.CANCELLED, (f"cancelled by request (live: stopped cleanly after "
+                                                 f"{record['live']['processed']} items; final outputs written)")
     except JobCancelled:
         logger.warning("cancelled")
         summary, state, reason = {}, JobState.CANCELLED, "cancelled by request"

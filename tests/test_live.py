@@ -108,6 +108,7 @@ def test_cancel_stops_after_the_current_item(live_plugin, tmp_path):
     cancel.set()
     thread.join(10)
     result = box["result"]
+    assert result.status == "cancelled" and "final outputs written" in result.error
     assert result.record["live"]["stop"] == "cancelled"
     assert 1 <= result.summary["items"] <= 2  # the one in progress finished, no more started
     assert (tmp_path / "out" / "all.json").exists()

@@ -134,6 +134,15 @@ class JobService:
         self.get(user, job_id)
         return EventStream(self._redis(), job_id).read(after)
 
+    def live_events(self, user: User, job_id: str, after: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """A live job's published results and lag reports with ``n > after`` (from the job
+        folder's ``live/events.jsonl``), and the ``n`` to ask after next time."""
+        from ..live import EVENTS_FILE, read_events
+
+        self.get(user, job_id)
+        events = read_events(self.store.folder(job_id) / EVENTS_FILE, after, limit)
+        return {"events": events, "next": events[-1]["n"] if events else after}
+
     def files(self, user: User, job_id: str) -> list[dict[str, Any]]:
         self.get(user, job_id)
         return self.store.files(job_id)
