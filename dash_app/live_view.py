@@ -59,11 +59,13 @@ def lag_text(event: dict[str, Any]) -> str:
 
 
 def apply(events: list[dict[str, Any]], state: dict[str, Any]) -> tuple[Any, Any, str | None, dict[str, Any]]:
-    """Patches for the main and side graphs from new ``events``, the lag line and the new state.
+    """Updates of the main and side graphs from new ``events``, the lag line and the new state.
 
-    ``state`` holds ``after`` (last event n), ``kinds`` (the kind drawn) and ``count``
+    The first results give whole (small) figures; later ones give ``Patch`` updates that only
+    append. ``state`` holds ``after`` (last event n), ``kinds`` (the kind drawn) and ``count``
     (results drawn so far)."""
-    main, side = Patch(), Patch()
+    main: Any = Patch()
+    side: Any = Patch()
     touched = [False, False]
     lag = None
     kinds = list(state.get("kinds") or [])
@@ -77,21 +79,22 @@ def apply(events: list[dict[str, Any]], state: dict[str, Any]) -> tuple[Any, Any
             continue
         name, data = event.get("name"), event.get("data") or {}
         if not kinds:  # the first kind of result published owns the graphs
-            kinds.append(name)
-            _setup(name, main, side)
+            kinds.append(name if name in DRAWERS and REQUIRED[name] <= set(data) else f"generic:{name}")
+            main, side = _setup(kinds[0])
             touched = [True, True]
-        if name != kinds[0]:  # side results (a skipped file, a rejected spectrum) stay in the log
+        if name != kinds[0].removeprefix("generic:"):  # side results (a skipped file) stay in the log
             continue
-        DRAWERS.get(name, _generic)(main, side, data, event, count)
+        DRAWERS.get(kinds[0], _generic)(main, side, data, event, count)
         touched[0] = True
-        touched[1] = touched[1] or name in ("frame", "batch", "rates")
+        touched[1] = touched[1] or name in ("frame", "batch", "rates", "lcf")
         count += 1
     after = events[-1]["n"] if events else state.get("after", 0)
     return (main if touched[0] else None, side if touched[1] else None, lag,
             {"after": after, "kinds": kinds, "count": count})
 
 
-def _setup(name: str, main: Patch, side: Patch) -> None:
+def _setup(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Empty main and side figures (plain dicts the drawers fill like a Patch) for ``name``."""
     layouts = {
         "frame": (_fig("G(r) waterfall", "r (Å)", "G(r) + offset"), _fig("latest I(Q)", "Q (Å⁻¹)", "I(Q)")),
         "rates": (_fig("trigger rate", "wall time (s)", "Hz"), _fig("input rate", "wall time (s)", "MB/s")),
@@ -100,17 +103,20 @@ def _setup(name: str, main: Patch, side: Patch) -> None:
         "batch": (_fig("peak brightness per batch", "batch", "Jy/beam"), _fig("latest Stokes I", "", "",
                                                                                yaxis={"scaleanchor": "x"})),
     }
-    fig_main, fig_side = layouts.get(name, (_fig(f"{name}: items", "item", "seq"), _fig("", "", "")))
-    main["layout"], main["data"] = fig_main.layout.to_plotly_json(), []
-    side["layout"], side["data"] = fig_side.layout.to_plotly_json(), []
+    label = name.removeprefix("generic:")
+    fig_main, fig_side = layouts.get(name, (_fig(f"{label}: items received", "item", "sequence number"),
+                                            _fig("", "", "")))
+    main = {"data": [], "layout": fig_main.layout.to_plotly_json()}
+    side = {"data": [], "layout": fig_side.layout.to_plotly_json()}
     if name == "rates":
         main["data"].append({"type": "scatter", "mode": "lines+markers", "name": "trigger rate", "x": [], "y": []})
         side["data"].append({"type": "scatter", "mode": "lines+markers", "name": "input MB/s", "x": [], "y": []})
     if name == "lcf":
         side["data"].append({"type": "scatter", "mode": "lines+markers", "name": "R factor", "x": [], "y": []})
+    return main, side
 
 
-def _frame(main: Patch, side: Patch, data: dict, event: dict, count: int) -> None:
+def _frame(main: Any, side: Any, data: dict, event: dict, count: int) -> None:
     gr = [None if v is None else v + WATERFALL_OFFSET * count for v in data.get("gr") or []]
     main["data"].append({"type": "scatter", "mode": "lines", "name": str(data.get("label", event.get("seq"))),
                          "x": data.get("r"), "y": gr, "line": {"width": 1}})
@@ -118,14 +124,14 @@ def _frame(main: Patch, side: Patch, data: dict, event: dict, count: int) -> Non
                      "x": data.get("q"), "y": data.get("iq")}]
 
 
-def _rates(main: Patch, side: Patch, data: dict, event: dict, count: int) -> None:
+def _rates(main: Any, side: Any, data: dict, event: dict, count: int) -> None:
     main["data"][0]["x"].append(data.get("wall_s"))
     main["data"][0]["y"].append(data.get("trigger_rate_hz"))
     side["data"][0]["x"].append(data.get("wall_s"))
     side["data"][0]["y"].append(data.get("input_mb_s"))
 
 
-def _lcf(main: Patch, side: Patch, data: dict, event: dict, count: int) -> None:
+def _lcf(main: Any, side: Any, data: dict, event: dict, count: int) -> None:
     label = data.get("spectrum", str(count))
     for k, (standard, weight) in enumerate((data.get("weights") or {}).items()):
         if count == 0:
@@ -138,7 +144,7 @@ def _lcf(main: Patch, side: Patch, data: dict, event: dict, count: int) -> None:
     side["data"][0]["y"].append(data.get("r_factor"))
 
 
-def _match(main: Patch, side: Patch, data: dict, event: dict, count: int) -> None:
+def _match(main: Any, side: Any, data: dict, event: dict, count: int) -> None:
     best = (data.get("matches") or [{}])[0]
     if count == 0:
         main["data"].append({"type": "bar", "name": "best score", "x": [], "y": [], "text": []})
@@ -147,7 +153,7 @@ def _match(main: Patch, side: Patch, data: dict, event: dict, count: int) -> Non
     main["data"][0]["text"].append(best.get("reference", ""))
 
 
-def _batch(main: Patch, side: Patch, data: dict, event: dict, count: int) -> None:
+def _batch(main: Any, side: Any, data: dict, event: dict, count: int) -> None:
     peaks = [p for p in data.get("peak_jy") or [] if p is not None]
     if count == 0:
         main["data"].append({"type": "scatter", "mode": "lines+markers", "name": "max over channels",
@@ -158,7 +164,7 @@ def _batch(main: Patch, side: Patch, data: dict, event: dict, count: int) -> Non
         side["data"] = [{"type": "heatmap", "z": data["thumbnail"], "colorscale": "Inferno"}]
 
 
-def _generic(main: Patch, side: Patch, data: dict, event: dict, count: int) -> None:
+def _generic(main: Any, side: Any, data: dict, event: dict, count: int) -> None:
     if count == 0:
         main["data"].append({"type": "scatter", "mode": "markers", "name": "items", "x": [], "y": []})
     main["data"][0]["x"].append(count)
@@ -166,3 +172,6 @@ def _generic(main: Patch, side: Patch, data: dict, event: dict, count: int) -> N
 
 
 DRAWERS = {"frame": _frame, "rates": _rates, "lcf": _lcf, "match": _match, "batch": _batch}
+#: The fields a result needs for its drawer (else it is drawn as generic items).
+REQUIRED = {"frame": {"r", "gr", "q", "iq"}, "rates": {"wall_s", "trigger_rate_hz", "input_mb_s"},
+            "lcf": {"weights", "r_factor"}, "match": {"matches"}, "batch": {"batch"}}
