@@ -1,4 +1,5 @@
-"""A live job's page in a real Chromium: its live figure grows as files arrive, without a reload."""
+"""Live in a real Chromium: the form's live tick submits a live job, whose page's live figure
+grows as files arrive, without a reload."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from hisci.jobs import User
 
-from .browser_helpers import Browser, require_chromium, shot
+from .browser_helpers import Browser, require_chromium, shot, wait_dash_idle
 from .test_dash_browser import _login, _open
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis,
@@ -30,13 +31,25 @@ def browser() -> Any:
 def test_live_figure_updates_as_items_arrive(browser: Browser, live_service: Any, tmp_path: Path) -> None:
     folder = tmp_path / "detector"
     folder.mkdir()
-    record = live_service.service.submit(User("alice"), "live_plugin", {
-        "live": {"watch": {"frames": str(folder)}, "settle": 0, "poll": 0.05}})
     errors: list[str] = []
     page = browser.page(errors)
     try:
         _login(page, live_service.url, live_service.tokens.alice, "alice")
-        _open(page, f"{live_service.url}/jobs/{record['id']}", "#hs-live-panel")
+        # the form: without a file for the required input, submit stays disabled until live is ticked
+        _open(page, f"{live_service.url}/plugins/live_plugin", "#hs-live-on")
+        assert page.locator("#hs-submit").is_disabled()
+        page.locator("#hs-live-on input[type=checkbox]").check()
+        page.locator("#hs-live-address").fill(str(folder))
+        page.locator("#hs-live-address").press("Enter")
+        page.wait_for_function("() => !document.querySelector('#hs-submit').disabled", timeout=15000)
+        shot(page, tmp_path, "live-form")
+        page.click("#hs-submit")
+        page.wait_for_url("**/jobs/*")
+        job_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+        record = live_service.service.get(User("alice"), job_id)
+        assert record["live_spec"]["watch"] == {"frames": str(folder)} and record["timeout"] == -1
+        page.wait_for_selector("#hs-live-panel")
+        wait_dash_idle(page)
         page.evaluate("() => { window.__hisciMarker = 1; }")  # gone if the page reloads
         (folder / "a.bin").write_bytes(os.urandom(32))
         page.wait_for_function(f"() => ({POINTS})() >= 1", timeout=20000)
@@ -47,7 +60,7 @@ def test_live_figure_updates_as_items_arrive(browser: Browser, live_service: Any
         page.wait_for_selector('#hs-live-lag:text("processed 3")', timeout=20000)
         assert page.evaluate("() => window.__hisciMarker") == 1
         shot(page, tmp_path, "live-3")
-        live_service.service.cancel(User("alice"), record["id"])
+        live_service.service.cancel(User("alice"), job_id)
         page.wait_for_selector('[data-status="cancelled"]', timeout=20000)
         assert errors == [], "\n".join(errors)
     finally:
