@@ -138,7 +138,7 @@ def _sender(path: str, port: int, duration: float, started, done) -> None:
             rec = np.frombuffer(buf, HIT_DTYPE, offset=FRAGMENT_HEADER_DTYPE.itemsize)
             rec["time"] += r * span
             hits += len(rec)
-            sock.send(buf, copy=False)
+            sock.send(buf)  # copied: the buffer is rewritten for the next loop
             sent += len(buf)
         r += 1
         if time.time() - t0 >= duration:

@@ -54,7 +54,6 @@ class ZmqSource(Source):
         self._memory = 0
         self._frames: deque[tuple[int, object, float]] = deque()
         self._spool = Spool(spool_path, spool_bytes)
-        self._spool_seqs: deque[int] = deque()
         self.peak_waiting = 0
 
     def _produce(self) -> bool | None:
@@ -81,15 +80,20 @@ class ZmqSource(Source):
             if not len(self._spool) and self._memory + size <= self.memory_bytes:
                 self._frames.append((seq, frame, now))
                 self._memory += size
-            elif self._spool.put(data, now):
-                self._spool_seqs.append(seq)
+                self.peak_waiting = max(self.peak_waiting, len(self._frames))
+                self._cond.notify_all()
+                return
+        # over the memory budget (or already spooling, to keep the order): to disk, outside the lock
+        stored = self._spool.put(data, seq, now)
+        with self._cond:
+            if stored:
                 self.counters.add(spooled=1)
             else:
                 self.counters.add(dropped=1, dropped_bytes=size)
-                if self.counters.values["dropped"] in (1, 10, 100, 1000) or self.counters.values["dropped"] % 10000 == 0:
+                dropped = self.counters.values["dropped"]
+                if dropped in (1, 10, 100, 1000) or dropped % 10000 == 0:
                     self.log.warning("live.zmq.%s: backlog over memory %d MB + spool %d MB: dropped %d messages",
-                                     self.name, self.memory_bytes >> 20, self._spool.limit >> 20,
-                                     self.counters.values["dropped"])
+                                     self.name, self.memory_bytes >> 20, self._spool.limit >> 20, dropped)
             self.peak_waiting = max(self.peak_waiting, len(self._frames) + len(self._spool))
             self._cond.notify_all()
 
@@ -102,11 +106,12 @@ class ZmqSource(Source):
                 seq, frame, arrived = self._frames.popleft()
                 data = frame.buffer
                 self._memory -= len(data)
-            elif len(self._spool):
-                seq = self._spool_seqs.popleft()
-                data, arrived = self._spool.get()
-            else:
+            elif not len(self._spool):
                 return None
+            else:
+                frame = None
+        if frame is None:  # the spool's disk read runs outside the lock
+            data, seq, arrived = self._spool.get()
         last = bool(self.end) and bytes(data[:len(self.end)]) == self.end
         return LiveItem(seq, self.name, data=data, arrived=arrived, last=last, meta={"size": len(data)})
 
@@ -118,7 +123,7 @@ class ZmqSource(Source):
         with self._cond:
             if self._frames:
                 return self._frames[0][2]
-            return self._spool.times[0] if self._spool.times else None
+            return self._spool.oldest()
 
     def close(self) -> None:
         super().close()

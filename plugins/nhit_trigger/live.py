@@ -17,7 +17,7 @@ from hisci.builtin_plugins.nhit.config import load_config
 from hisci.builtin_plugins.nhit.eventfile import EventFileWriter, encode_file_header
 from hisci.builtin_plugins.nhit.glue import as_int, input_error
 from hisci.builtin_plugins.nhit.hitstream import STREAM_HEADER_DTYPE
-from hisci.builtin_plugins.nhit.pipeline import EventStats
+from hisci.builtin_plugins.nhit.pipeline import EventStats, warm_up
 from hisci.builtin_plugins.nhit.trigger import BufferPool, process_fragment
 
 OUTPUT_NAME = "events.dat"
@@ -103,6 +103,7 @@ def run_live(ctx) -> dict:
     """Trigger fragments from the live source ``hits`` until the end-of-run message."""
     extra = ctx.params["extra"]
     config = load_config(extra)
+    warm_up()  # compile the kernels before the first fragment, not while the stream backs up
     run = _Run(ctx, config, as_int(extra.get("run_number", 0), "run_number", minimum=0))
     unknown = 0
     try:
