@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import socket
 import tempfile
 import threading
@@ -165,6 +166,9 @@ def bench_nhit(tmp: Path, seconds: float, scale: float, duration: float) -> None
     thread, box = in_thread(trigger, {"extra": {"threshold": 20, "window_ns": 400}}, out,
                             {"zmq": {"hits": f"bind:tcp://127.0.0.1:{port}"}, "idle": 120})
     wait_running(out)
+    import resource
+
+    cpu0 = time.process_time()
     ctx = mp.get_context("fork")
     started_r, started_w = ctx.Pipe(False)
     done_r, done_w = ctx.Pipe(False)
@@ -174,6 +178,8 @@ def bench_nhit(tmp: Path, seconds: float, scale: float, duration: float) -> None
     thread.join(duration * 4 + 120)
     sent, frags, hits, send_s = done_r.recv()
     sender.join(30)
+    job_cpu = time.process_time() - cpu0  # this process: the job's receiver and trigger threads
+    sender_cpu = sum(getattr(resource.getrusage(resource.RUSAGE_CHILDREN), f) for f in ("ru_utime", "ru_stime"))
     result = box["r"]
     s = result.summary
     events = [e for e in read_events(out / "live" / "events.jsonl") if e["type"] == "live"]
@@ -183,6 +189,9 @@ def bench_nhit(tmp: Path, seconds: float, scale: float, duration: float) -> None
     print(f"nhit: sent {sent / 1e6:.0f} MB ({frags} fragments, {hits} hits) in {send_s:.1f} s; received "
           f"{s['bytes_received'] / 1e6:.0f} MB, {s['fragments_received']} fragments, {s['hits_received']} hits; "
           f"complete={s['complete']}, dropped {lag['dropped']}, spooled {lag['spooled']}; events {s['events']}")
+    print(f"nhit: CPU: the live job {job_cpu:.1f} s ({s['bytes_received'] / 1e6 / job_cpu:.0f} MB per CPU-second, "
+          f"{FULL_RATE / (s['bytes_received'] / 1e6 / job_cpu):.2f} of a core at {FULL_RATE:.0f} MB/s); "
+          f"the sender {sender_cpu:.1f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"nhit: sustained {rate:.0f} MB/s from first send to last decision over {t_last - t_first:.1f} s; "
           f"goal >= {FULL_RATE:.0f} MB/s with no loss: "
           f"{'met' if rate >= FULL_RATE and s['complete'] and not lag['dropped'] else 'NOT met'} "
