@@ -7,6 +7,7 @@
     │   ├── PluginLoadError         a plugin folder is invalid (meta/data/ui/entry)
     │   └── ParamsError             a run request does not match the parameter schema
     ├── InputError                  a user-supplied input file is missing or unreadable
+    ├── ConflictError               the request conflicts with a job's state (API 409)
     ├── UnknownPluginError          no plugin with that id
     ├── DuplicatePluginError        two sources provide the same id
     └── JobCancelled                the job was cancelled (raised from ctx.progress)
@@ -128,6 +129,12 @@ class InputError(HisciError):
     """A user input (file, table, value) is missing or unusable."""
 
     code = "invalid_input"
+
+
+class ConflictError(HisciError):
+    """The request conflicts with the current state (retry of a job that has not ended)."""
+
+    code = "conflict"
 
 
 class UnknownPluginError(HisciError):

@@ -5,13 +5,14 @@ A run request has the sections of Hiplot's ``params.config`` plus ``textarea``::
     {"textarea": {...}, "data": {...}, "dataArg": {...}, "general": {...}, "extra": {...}}
 
 (A Hiplot-shaped ``{"params": {"textarea": ..., "config": {...}}}`` or ``{"config": ...}``
-is accepted too.) ``ParamSpec.validate`` fills the defaults and checks the request against
+is accepted too, one level deep: ``core.requests.canonical_request``.) ``ParamSpec.validate`` fills the defaults and checks the request against
 the derived JSON Schema; every front end calls it, none re-implements it.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from jsonschema import Draft202012Validator
 from . import schema_check as schemas
 from .errors import ParamsError, Problem, did_you_mean
 from .models.ui import CHOICE_TYPES, Widget
+from .requests import canonical_request
 
 if TYPE_CHECKING:
     from .plugin import Plugin
@@ -84,7 +86,7 @@ def _choices(items: list[Any]) -> list[Any]:
 def _input_schema(widget: Widget) -> dict[str, Any]:
     if widget.type in ("codemirror", "combobox"):
         return {"type": ["string", "number", "array"]}
-    link = {"type": ["string", "array"]}
+    link = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
     return {"anyOf": [{"type": "string"}, {"type": "object", "properties": {"value": link, "link": link}}]}
 
 
@@ -158,17 +160,8 @@ class ParamSpec:
         return Draft202012Validator(self.json_schema)
 
     def normalize(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Accept the Hiplot shapes and return ``{textarea, data, dataArg, general, extra}``."""
-        request = copy.deepcopy(request or {})
-        if "params" in request and isinstance(request["params"], dict):
-            request = request["params"]
-        if "config" in request and isinstance(request["config"], dict):
-            flat = dict(request.pop("config"))
-            if "textarea" in request:
-                flat["textarea"] = request.pop("textarea")
-            flat.update(request)
-            request = flat
-        return request
+        """The canonical ``{textarea, data, dataArg, general, extra}`` (``core.requests``)."""
+        return canonical_request(request, self.plugin_id)
 
     def validate(self, request: dict[str, Any], *, check_inputs: bool = True,
                  live_inputs: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -176,7 +169,7 @@ class ParamSpec:
 
         ``live_inputs`` are inputs fed by a live source (``hisci.live``), so not required as files."""
         request = self.normalize(request)
-        problems = [
+        problems = non_finite_problems(request) or [
             schemas_problem(err)
             for err in sorted(self.validator.iter_errors(request), key=lambda e: list(e.absolute_path))
         ]
@@ -232,6 +225,19 @@ class ParamSpec:
         if example.get("textarea"):
             request["textarea"] = dict(example["textarea"])
         return request
+
+
+def non_finite_problems(value: Any, pointer: str = "") -> list[Problem]:
+    """The one rule for numbers: NaN, Infinity and overflowing literals (1e999) are refused
+    anywhere in a request (JSON Schema's ``number`` would let them through)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [Problem(f"{value} is not a finite number", pointer=pointer or "/", given=str(value),
+                        hint="give a finite number (NaN, Infinity and 1e999 are not accepted)")]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in non_finite_problems(v, f"{pointer}/{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in non_finite_problems(v, f"{pointer}/{i}")]
+    return []
 
 
 def input_given(params: dict[str, Any], key: str) -> bool:

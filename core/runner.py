@@ -15,6 +15,7 @@ from typing import Any
 
 from .context import ProgressSink, RunContext
 from .errors import InputError, JobCancelled
+from .inputs import resolve_inputs
 from .live import LiveSession, LiveSpec, live_spec_for, split_live
 from .live.publish import Sink
 from .plugin import Plugin
@@ -51,35 +52,6 @@ def build_request(plugin: Plugin, request: dict[str, Any] | None = None, *,
         links = [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value)
         merged.setdefault("data", {})[name] = {"value": links, "link": links}
     return merged
-
-
-def resolve_inputs(plugin: Plugin, params: dict[str, Any], base: Path | None = None) -> dict[str, list[Path]]:
-    """Turn ``data.<id>`` links (or values) into existing paths; raise InputError naming
-    the input when a file is missing. Relative paths are tried against the working
-    directory (or ``base``), then the plugin folder (example files)."""
-    resolved: dict[str, list[Path]] = {}
-    for name, widget in plugin.ui.data.items():
-        if widget.type not in ("cloud-file", "hiplot-textarea"):
-            continue
-        entry = (params.get("data") or {}).get(name)
-        if not isinstance(entry, dict):
-            continue
-        links = entry.get("link") or entry.get("value") or []
-        links = [links] if isinstance(links, str) else [l for l in links if l]
-        paths = [_find(plugin, name, link, base) for link in links if link]
-        if paths:
-            resolved[name] = paths
-    return resolved
-
-
-def _find(plugin: Plugin, name: str, link: str, base: Path | None) -> Path:
-    path = Path(link).expanduser()
-    tries = [path] if path.is_absolute() else [(base or Path.cwd()) / path, plugin.folder / path]
-    for candidate in tries:
-        if candidate.exists():
-            return candidate.resolve()
-    raise InputError(f"input '{name}': file not found: {link}", file=link, pointer=f"/data/{name}",
-                     given=link, hint="check the path (relative paths start from the current folder)")
 
 
 def prepare_output(output_dir: Path) -> Path:

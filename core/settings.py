@@ -6,14 +6,18 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 class Settings(BaseModel):
     """Where hisci keeps data and finds plugins and Redis.
 
     Environment variables: ``HISCI_DATA_DIR``, ``HISCI_PLUGIN_PATH`` (os.pathsep-separated),
-    ``HISCI_REDIS_URL``, ``HISCI_NO_ENTRY_POINTS`` (1 to skip installed plugins),
+    ``HISCI_REDIS_URL`` (``redis://:PASSWORD@host:port/0``, ``rediss://`` for TLS, or ``unix://``), ``HISCI_NO_ENTRY_POINTS`` (1 to skip installed plugins),
+    ``HISCI_DATA_ROOTS`` (os.pathsep-separated folders whose files admins may name as job
+    inputs; none by default), ``HISCI_MAX_REQUEST_MB`` (JSON body cap, default 2),
     ``HISCI_NO_BUILTINS`` (1 to skip built-in plugins), ``HISCI_TRACE`` (1 to log discovery),
     ``HISCI_UPLOAD_LIMIT_MB``, ``HISCI_HEARTBEAT_TTL``, ``HISCI_REAPER_INTERVAL`` and
     ``HISCI_CANCEL_GRACE`` (seconds) for the job service, ``HISCI_DATABASE_URL`` for the job
@@ -26,6 +30,8 @@ class Settings(BaseModel):
     plugin_path: tuple[Path, ...] = ()
     redis_url: str | None = None
     database_url: str | None = None
+    data_roots: tuple[Path, ...] = ()
+    max_request_mb: float = 2.0
     builtins: bool = True
     entry_points: bool = True
     trace: bool = False
@@ -33,6 +39,14 @@ class Settings(BaseModel):
     heartbeat_ttl: float = 10.0
     reaper_interval: float = 2.0
     cancel_grace: float = 10.0
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        """``redis://[:password@]host:port/db``, ``rediss://`` (TLS) or ``unix://[:password@]/path``."""
+        if value and value.split("://", 1)[0] not in REDIS_SCHEMES:
+            raise ValueError(f"HISCI_REDIS_URL must start with redis://, rediss:// or unix://, not {value[:12]!r}...")
+        return value
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -44,6 +58,8 @@ class Settings(BaseModel):
             values["plugin_path"] = tuple(
                 Path(p) for p in env["HISCI_PLUGIN_PATH"].split(os.pathsep) if p
             )
+        if env.get("HISCI_DATA_ROOTS"):
+            values["data_roots"] = tuple(Path(p) for p in env["HISCI_DATA_ROOTS"].split(os.pathsep) if p)
         if env.get("HISCI_REDIS_URL"):
             values["redis_url"] = env["HISCI_REDIS_URL"]
         if env.get("HISCI_DATABASE_URL"):
@@ -51,7 +67,8 @@ class Settings(BaseModel):
         for name, key in (("HISCI_UPLOAD_LIMIT_MB", "upload_limit_mb"),
                           ("HISCI_HEARTBEAT_TTL", "heartbeat_ttl"),
                           ("HISCI_REAPER_INTERVAL", "reaper_interval"),
-                          ("HISCI_CANCEL_GRACE", "cancel_grace")):
+                          ("HISCI_CANCEL_GRACE", "cancel_grace"),
+                          ("HISCI_MAX_REQUEST_MB", "max_request_mb")):
             if env.get(name):
                 values[key] = float(env[name])
         values["builtins"] = env.get("HISCI_NO_BUILTINS", "") not in ("1", "true", "yes")

@@ -33,6 +33,8 @@ def read_json(path: Path) -> Any:
 
 def safe_join(root: Path, relative: str) -> Path:
     """``root / relative`` if it stays inside root (no ``..``, absolute paths or symlink escapes)."""
+    if "\x00" in relative:
+        raise PermissionError("a path must not contain a NUL character")
     root = Path(root).resolve()
     candidate = (root / relative).resolve()
     if Path(relative).is_absolute() or (candidate != root and root not in candidate.parents):

@@ -86,6 +86,8 @@ def create_dash_app(settings: Settings | None, registry: Registry, service: Any 
     settings = settings or Settings.from_env()
     prefix = requests_pathname_prefix if requests_pathname_prefix.endswith("/") else requests_pathname_prefix + "/"
     env = AppEnv(settings, registry, service, prefix)
+    if service is not None:  # a service keeps previews in its data dir, emptied at each start
+        env.previews = preview.PreviewCache(root=settings.data_dir / "preview")
     app = dash.Dash(
         __name__,
         requests_pathname_prefix=prefix,

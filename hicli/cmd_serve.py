@@ -21,19 +21,24 @@ from .errors import handle_errors
 @click.option("--port", default=8321, show_default=True, type=int)
 @click.option("--data-dir", default=None, help="Where jobs, uploads and users live (default ./hisci-data).")
 @click.option("--workers", default=1, show_default=True, help="CPU workers to start.")
+@click.option("--https", is_flag=True, help="Served over https (behind a TLS proxy): the login cookie gets Secure.")
 @handle_errors
-def serve_cmd(host: str, port: int, data_dir: str | None, workers: int) -> None:
+def serve_cmd(host: str, port: int, data_dir: str | None, workers: int, https: bool) -> None:
     """Start the service. Without HISCI_REDIS_URL a private redis-server is started."""
     import uvicorn
 
+    if https:
+        os.environ["HISCI_HTTPS"] = "1"
+
     from hisci.api import create_app
-    from hisci.jobs import EmbeddedRedis, JobService
+    from hisci.jobs import JobService
+    from hisci.jobs.redis_server import redacted, start_embedded_redis
 
     settings = Settings.from_env(data_dir=Path(data_dir) if data_dir else None)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     redis = None
     if not settings.redis_url:
-        redis = EmbeddedRedis(settings.data_dir / "redis").start()
+        redis = start_embedded_redis(settings.data_dir)
         settings = settings.model_copy(update={"redis_url": redis.url})
     env = {**os.environ, "HISCI_REDIS_URL": settings.redis_url, "HISCI_DATA_DIR": str(settings.data_dir.resolve())}
     worker = [sys.executable, "-m", "hicli.main", "worker"]
@@ -51,7 +56,7 @@ def serve_cmd(host: str, port: int, data_dir: str | None, workers: int) -> None:
     url = f"http://{host}:{port}"
     click.echo(f"hisci serving {len(registry)} plugins at {url}  (API {url}/api/v1, docs {url}/docs)")
     click.echo(f"admin token: {token}   (also in {token_file})")
-    click.echo(f"redis: {settings.redis_url}   data: {settings.data_dir.resolve()}")
+    click.echo(f"redis: {redacted(settings.redis_url)}   data: {settings.data_dir.resolve()}")
     for problem in registry.problems:
         click.echo(f"invalid plugin {problem.id}: {problem.error.message}", err=True)
     try:

@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 
-from hisci.jobs import User
-
 from .browser_helpers import Browser, require_chromium, shot, wait_dash_idle
 from .test_dash_browser import _login, _open
 
@@ -19,6 +17,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.redis,
 
 POINTS = "() => { const g = document.querySelector('#hs-live-main .js-plotly-plot');" \
          " return g && g.data && g.data.length ? g.data[0].x.length : 0; }"
+
+
+@pytest.fixture
+def service_settings(service_settings, tmp_path):
+    """The detector folder lies under a data root (HISCI_DATA_ROOTS)."""
+    return service_settings.model_copy(update={"data_roots": (tmp_path,)})
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +35,11 @@ def browser() -> Any:
 def test_live_figure_updates_as_items_arrive(browser: Browser, live_service: Any, tmp_path: Path) -> None:
     folder = tmp_path / "detector"
     folder.mkdir()
+    admin = live_service.service.users.authenticate(live_service.tokens.admin)
     errors: list[str] = []
     page = browser.page(errors)
     try:
-        _login(page, live_service.url, live_service.tokens.alice, "alice")
+        _login(page, live_service.url, live_service.tokens.admin, "admin")
         # the form: without a file for the required input, submit stays disabled until live is ticked
         _open(page, f"{live_service.url}/plugins/live_plugin", "#hs-live-on")
         assert page.locator("#hs-submit").is_disabled()
@@ -46,7 +51,7 @@ def test_live_figure_updates_as_items_arrive(browser: Browser, live_service: Any
         page.click("#hs-submit")
         page.wait_for_url("**/jobs/*")
         job_id = page.url.rstrip("/").rsplit("/", 1)[-1]
-        record = live_service.service.get(User("alice"), job_id)
+        record = live_service.service.get(admin, job_id)
         assert record["live_spec"]["watch"] == {"frames": str(folder)} and record["timeout"] == -1
         page.wait_for_selector("#hs-live-panel")
         wait_dash_idle(page)
@@ -60,7 +65,7 @@ def test_live_figure_updates_as_items_arrive(browser: Browser, live_service: Any
         page.wait_for_selector('#hs-live-lag:text("processed 3")', timeout=20000)
         assert page.evaluate("() => window.__hisciMarker") == 1
         shot(page, tmp_path, "live-3")
-        live_service.service.cancel(User("alice"), job_id)
+        live_service.service.cancel(admin, job_id)
         page.wait_for_selector('[data-status="cancelled"]', timeout=20000)
         assert errors == [], "\n".join(errors)
     finally:

@@ -14,6 +14,12 @@ from tests.conftest_service import bearer, wait_for
 pytestmark = pytest.mark.redis
 
 
+@pytest.fixture
+def service_settings(service_settings, tmp_path):
+    """The detector folders of these tests lie under a data root (HISCI_DATA_ROOTS)."""
+    return service_settings.model_copy(update={"data_roots": (tmp_path,)})
+
+
 def _items(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((folder / "items").glob("*.json"))]
 
@@ -34,8 +40,8 @@ def test_live_job_publishes_as_files_arrive_and_cancel_writes_final_outputs(api,
     folder = tmp_path / "detector"
     folder.mkdir()
     start_worker()
-    job_id = _submit(api, tokens.alice, folder)
-    headers = bearer(tokens.alice)
+    job_id = _submit(api, tokens.admin, folder)
+    headers = bearer(tokens.admin)
     wait_for(lambda: api.get(f"/api/v1/jobs/{job_id}", headers=headers).json()["status"] == "running")
     for k in range(3):
         (folder / f"f{k}.bin").write_bytes(os.urandom(64))
@@ -46,6 +52,19 @@ def test_live_job_publishes_as_files_arrive_and_cancel_writes_final_outputs(api,
     later = api.get(f"/api/v1/jobs/{job_id}/live", params={"after": events[-1]["n"]}, headers=headers).json()
     assert all(e["n"] > events[-1]["n"] for e in later["events"])
     assert api.get(f"/api/v1/jobs/{job_id}/live", headers=bearer(tokens.bob)).status_code == 404
+
+
+def test_live_sources_are_for_admins_and_folders_under_a_data_root(api, tokens, tmp_path):
+    body = {"plugin": "live_plugin", "request": {"live": {"watch": {"frames": str(tmp_path)}}}}
+    refused = api.post("/api/v1/jobs", json=body, headers=bearer(tokens.alice))
+    assert refused.status_code == 400 and "live jobs are for admins" in refused.text
+    body["request"]["live"]["watch"]["frames"] = "/etc"
+    refused = api.post("/api/v1/jobs", json=body, headers=bearer(tokens.admin))
+    assert refused.status_code == 400 and "not under a data root" in refused.text
+    assert refused.json()["error"]["problems"][0]["pointer"] == "/live/watch/frames"
+    body["request"]["live"] = {"watch": {"frames": str(tmp_path)}, "until": 0}
+    refused = api.post("/api/v1/jobs", json=body, headers=bearer(tokens.admin))
+    assert refused.status_code == 400 and "live.until must be >= 1" in refused.text
     # the Redis event stream carries them too
     stream = api.get(f"/api/v1/jobs/{job_id}/events", headers=headers).json()["events"]
     assert [e["seq"] for e in stream if e["type"] == "live"] == [1, 2, 3]
@@ -65,14 +84,14 @@ def test_worker_killed_mid_run_and_the_retry_resumes_without_duplicates(api, tok
     for k in range(8):
         (folder / f"f{k}.bin").write_bytes(os.urandom(64))
     first = start_worker()
-    job_id = _submit(api, tokens.alice, folder, seconds=0.3, idle=1.5)
+    job_id = _submit(api, tokens.admin, folder, seconds=0.3, idle=1.5)
     job_dir = service_settings.data_dir / "jobs" / job_id
     wait_for(lambda: len(_items(job_dir)) >= 3, timeout=60)
     first.kill()  # kill -9 the worker; its work horse dies with it
     checkpoint = json.loads((job_dir / "live" / "checkpoint.json").read_text())["sources"]["frames"]
     before = {i["seq"]: i["pid"] for i in _items(job_dir)}
     start_worker()  # the reaper sees the lost heartbeat and re-queues (runtime.retries = 1)
-    headers = bearer(tokens.alice)
+    headers = bearer(tokens.admin)
     record = wait_for(lambda: (r := api.get(f"/api/v1/jobs/{job_id}", headers=headers).json())["status"]
                       in ("succeeded", "failed") and r, timeout=90)
     assert record["status"] == "succeeded", record.get("reason")

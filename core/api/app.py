@@ -7,18 +7,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.routing import compile_path
 
 from .. import __version__
 from ..jobs import JobService, Reaper
 from ..registry import Registry
 from ..settings import Settings
-from . import errors
+from . import errors, links
+from .limits import RequestLimits
 from .routes_jobs import router as jobs_router
 from .routes_misc import router as misc_router
 from .routes_plugins import router as plugins_router
 
 API_PREFIX = "/api/v1"
+ROUTERS = (plugins_router, jobs_router, misc_router)
 log = logging.getLogger("hisci.api")
 
 
@@ -41,11 +46,32 @@ def create_app(settings: Settings, registry: Registry, service: JobService | Non
     app.state.service = service
     app.state.registry = registry
     errors.install(app)
-    for router in (plugins_router, jobs_router, misc_router):
+    for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
+    _api_fallback(app)
+    links.install(app)
+    app.add_middleware(RequestLimits, service=service, prefix=API_PREFIX)
     if with_web:
         _mount_web(app, settings, registry, service)
     return app
+
+
+def _api_fallback(app: FastAPI) -> None:
+    """Unknown paths and wrong methods under /api/v1 answer JSON 404/405 in the error shape
+    (they would otherwise reach the web app mounted at /)."""
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    api_routes = [(compile_path(API_PREFIX + r.path)[0], r.methods) for router in ROUTERS for r in router.routes
+                  if isinstance(r, APIRoute)]
+
+    @app.api_route(API_PREFIX + "/{rest:path}", methods=methods, include_in_schema=False)
+    def not_here(request: Request, rest: str) -> JSONResponse:
+        path = request.url.path
+        allowed = sorted({m for regex, ms in api_routes if regex.match(path) for m in ms})
+        if allowed:
+            return JSONResponse(errors.error_body("method_not_allowed", f"{request.method} is not allowed on "
+                                                  f"{path}; use {', '.join(allowed)}"),
+                                status_code=405, headers={"Allow": ", ".join(allowed)})
+        return JSONResponse(errors.error_body("not_found", f"no API endpoint {path}; see /docs"), status_code=404)
 
 
 def _mount_web(app: FastAPI, settings: Settings, registry: Registry, service: JobService) -> None:

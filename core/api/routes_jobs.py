@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field
 
 from ..jobs import JobService, User
 from .auth import current_user, get_service
+from .errors import responses
 
-router = APIRouter(prefix="/jobs", tags=["jobs"])
+router = APIRouter(prefix="/jobs", tags=["jobs"], responses=responses(401, 404, 413, 422, 503))
 STATUSES = "^(queued|running|succeeded|failed|cancelled)$"
 
 
@@ -43,14 +44,14 @@ def status(job_id: str, service: JobService = Depends(get_service),
 
 
 @router.get("/{job_id}/log")
-def log(job_id: str, offset: int = Query(0, ge=0), service: JobService = Depends(get_service),
+def log(job_id: str, offset: int = Query(0, ge=0, le=2**62), service: JobService = Depends(get_service),
         user: User = Depends(current_user)) -> dict[str, Any]:
     text, new_offset = service.log(user, job_id, offset)
     return {"text": text, "offset": new_offset, "status": service.get(user, job_id)["status"]}
 
 
 @router.get("/{job_id}/events")
-def events(job_id: str, after: str = Query("0-0", pattern=r"^\d+-\d+$"), service: JobService = Depends(get_service),
+def events(job_id: str, after: str = Query("0-0", pattern=r"^\d{1,19}-\d{1,19}$"), service: JobService = Depends(get_service),
            user: User = Depends(current_user)) -> dict[str, Any]:
     return {"events": service.events(user, job_id, after)}
 
@@ -99,7 +100,7 @@ def cancel(job_id: str, service: JobService = Depends(get_service),
     return service.cancel(user, job_id)
 
 
-@router.post("/{job_id}/retry", status_code=201)
+@router.post("/{job_id}/retry", status_code=201, responses=responses(409))
 def retry(job_id: str, service: JobService = Depends(get_service),
           user: User = Depends(current_user)) -> dict[str, Any]:
     return service.retry(user, job_id)

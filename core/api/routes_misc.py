@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
 from ..jobs import JobService, User
 from ..registry import Registry
 from .auth import current_user, get_service
+from .errors import responses
 
 router = APIRouter(tags=["service"])
 
 
-@router.post("/uploads", status_code=201)
+@router.post("/uploads", status_code=201, responses=responses(401, 413, 422))
 def upload(file: UploadFile = File(...), service: JobService = Depends(get_service),
            user: User = Depends(current_user)) -> dict[str, Any]:
     """Stream a file to disk while hashing; over the size limit: 413 and no partial file."""
@@ -26,12 +27,12 @@ def health(service: JobService = Depends(get_service)) -> dict[str, Any]:
     return service.health()
 
 
-@router.get("/me")
+@router.get("/me", responses=responses(401))
 def me(user: User = Depends(current_user)) -> dict[str, Any]:
     return {"name": user.name, "admin": user.admin}
 
 
-@router.post("/registry/reload")
+@router.post("/registry/reload", responses=responses(401, 404, 413))
 def reload_registry(request: Request, user: User = Depends(current_user)) -> dict[str, Any]:
     """Discover plugins again (after `pip install` of a plugin), without a restart. Admin only."""
     if not user.admin:

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Body, Depends, Query
 
 from ..jobs import JobService, User
 from .auth import current_user, get_service
+from .errors import responses
 
-router = APIRouter(prefix="/plugins", tags=["plugins"])
+router = APIRouter(prefix="/plugins", tags=["plugins"], responses=responses(401, 404, 413, 422))
 
 
 @router.get("")
@@ -40,6 +41,7 @@ def plugin_ui(plugin_id: str, service: JobService = Depends(get_service),
 
 @router.post("/{plugin_id}/validate")
 def validate(plugin_id: str, request: dict[str, Any] = Body(default_factory=dict),
-             service: JobService = Depends(get_service), _: User = Depends(current_user)) -> dict[str, Any]:
-    """Check a request without running it: the params with defaults, or 422 with the problems."""
-    return {"ok": True, "params": service.validate(plugin_id, request)}
+             service: JobService = Depends(get_service), user: User = Depends(current_user)) -> dict[str, Any]:
+    """Check a request without running it (its input links too, as a submit would): the params
+    with defaults, or 422 with the problems."""
+    return {"ok": True, "params": service.validate(plugin_id, request, user)}

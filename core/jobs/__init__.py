@@ -10,7 +10,8 @@ from typing import Any
 _EXPORTS = {
     "JobState": ".record", "JobRecord": ".record", "IllegalTransition": ".record",
     "JobBook": ".book", "JobFilter": ".book",
-    "Reaper": ".reaper", "EmbeddedRedis": ".redis_server", "JobService": ".service",
+    "Reaper": ".reaper", "EmbeddedRedis": ".redis_server", "start_embedded_redis": ".redis_server",
+    "JobService": ".service",
     "ChildSpec": ".groups", "GroupSpec": ".groups",
     "JobNotFound": ".store", "JobStore": ".store", "UploadStore": ".store", "UploadTooLarge": ".store",
     "User": ".users", "UserStore": ".users",

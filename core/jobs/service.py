@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -12,20 +11,19 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
-from ..errors import InputError, ParamsError, Problem
-from ..live import live_spec_for, split_live
+from ..errors import ConflictError, InputError, ParamsError, Problem
+from ..inputs import InputAccess, pin_inputs, resolve_inputs
+from ..live import LiveSpec, live_spec_for, split_live
 from ..record import JobState, new_record, now
 from ..registry import Registry
-from ..runner import resolve_inputs
+from ..requests import canonical_request
 from ..settings import Settings
 from ..storage import read_json
 from . import keys
-from .queueing import enqueue
+from .queueing import SERIALIZER, enqueue
 from .routing import fits, requirement, route
 from .store import JobNotFound, JobStore, UploadStore
-from .users import User, UserStore
-
-UPLOAD_PREFIX = "upload:"
+from .users import User, UserStore, owns
 
 
 class JobService:
@@ -40,41 +38,45 @@ class JobService:
         self.users = UserStore(settings.data_dir / "users.json")
 
     # -- requests -------------------------------------------------------------------------
-    def validate(self, plugin_id: str, request: dict[str, Any]) -> dict[str, Any]:
-        return self.registry.get(plugin_id).validate_request(request)
+    def validate(self, plugin_id: str, request: dict[str, Any], user: User | None = None) -> dict[str, Any]:
+        """The params a submit would store; with ``user`` its inputs are checked (confined) too."""
+        plugin = self.registry.get(plugin_id)
+        if user is None:
+            return plugin.validate_request(canonical_request(request, plugin_id))
+        return self._checked(user, plugin, request)[0]
 
     def save_upload(self, user: User, filename: str, stream: BinaryIO) -> dict[str, Any]:
-        return self.uploads.save(user.name, filename, stream)
+        return self.uploads.save(user.id, filename, stream)
 
-    def _resolve_links(self, user: User, plugin_id: str, request: dict[str, Any]) -> dict[str, Any]:
-        """``upload:<id>`` links become stored paths; any other link must name a file inside
-        the plugin folder (its examples): a user cannot point a job at server paths."""
-        plugin = self.registry.get(plugin_id)
-        request = plugin.params.normalize(copy.deepcopy(request or {}))
-        for name, entry in (request.get("data") or {}).items():
-            if not isinstance(entry, dict):
-                continue
-            field = "link" if entry.get("link") else "value"  # Hiplot keeps demo paths in value
-            links = entry.get(field)
-            if not links:
-                continue
-            single = isinstance(links, str)
-            resolved = [self._resolve_one(user, plugin, name, link) for link in ([links] if single else links)]
-            entry["link"] = resolved[0] if single else resolved
-        return request
+    def access(self, user: User) -> InputAccess:
+        """What ``user``'s jobs may read: own uploads, plugin files, data roots for admins."""
+        return InputAccess(
+            upload_path=lambda upload_id: self.uploads.path(user.id, upload_id, user.admin),
+            owns_upload_folder=lambda folder: user.admin or self.uploads.owns(user.id, folder.name),
+            uploads_dir=self.uploads.uploads_dir, admin=user.admin,
+            data_roots=tuple(r.resolve() for r in self.settings.data_roots))
 
-    def _resolve_one(self, user: User, plugin: Any, name: str, link: str) -> str:
-        if not link:
-            return link
-        if link.startswith(UPLOAD_PREFIX):
-            return str(self.uploads.path(user.name, link[len(UPLOAD_PREFIX):], user.admin))
-        candidate = (plugin.folder / link).resolve()
-        if not Path(link).is_absolute() and plugin.folder.resolve() in candidate.parents and candidate.exists():
-            return str(candidate)
-        if user.admin and Path(link).is_absolute() and Path(link).exists():
-            return link  # an admin may point at files on the shared data disk
-        raise InputError(f"input '{name}': {link!r} is not an upload of yours", pointer=f"/data/{name}",
-                         given=link, hint="upload the file (POST /api/v1/uploads) and use link 'upload:<id>'")
+    def _checked(self, user: User, plugin: Any, request: Any, live_inputs: tuple[str, ...] = ()
+                 ) -> tuple[dict[str, Any], dict[str, list[Path]]]:
+        """Normalise once (core.requests), validate, confine and pin the inputs (those fed by a
+        live source need no file)."""
+        params = plugin.validate_request(canonical_request(request, plugin.id), live_inputs=live_inputs)
+        files = resolve_inputs(plugin, params, access=self.access(user))
+        return pin_inputs(params, files), files
+
+    def _check_live(self, user: User, live: LiveSpec) -> None:
+        """Live sources make a worker read folders and connect to addresses: admins only, and
+        watched folders must lie under a data root (``HISCI_DATA_ROOTS``)."""
+        if not user.admin:
+            raise InputError("live jobs are for admins: their sources are read on the worker", pointer="/live",
+                             hint="ask an admin to submit it, or run it locally with hicli run --live")
+        roots = tuple(r.resolve() for r in self.settings.data_roots)
+        for name, folder in live.watch.items():
+            path = Path(folder).expanduser().resolve()
+            if not any(path == r or r in path.parents for r in roots):
+                raise InputError(f"live.watch.{name}: {folder} is not under a data root", given=folder,
+                                 pointer=f"/live/watch/{name}", allowed=[str(r) for r in roots] or None,
+                                 hint="set HISCI_DATA_ROOTS to the detector folders the service may read")
 
     # -- jobs -----------------------------------------------------------------------------
     def submit(self, user: User, plugin_id: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -85,15 +87,15 @@ class JobService:
                                        pointer="/runtime", given=plugin_id)], plugin_id=plugin_id)
         request, live_raw = split_live(request)
         live = live_spec_for(plugin, live_raw)
-        params = plugin.validate_request(self._resolve_links(user, plugin_id, request),
-                                         live_inputs=live.names if live else ())
-        files = resolve_inputs(plugin, params)
+        if live:
+            self._check_live(user, live)
+        params, files = self._checked(user, plugin, request, live.names if live else ())
         redis = self._redis()
         where = route(plugin, redis)
         needs = requirement(plugin, params, sum(p.stat().st_size for ps in files.values() for p in ps))
         ok, why = fits(redis, where.queue, needs)
         record = new_record(plugin, params, files, owner=user.name)
-        record.update(queue=where.queue, fell_back=where.fell_back, routing=where.note,
+        record.update(owner_id=user.id, queue=where.queue, fell_back=where.fell_back, routing=where.note,
                       timeout=plugin.runtime.timeout, retries=plugin.runtime.retries, attempts=0,
                       needs=needs, held=not ok, message=why)
         if live:  # a live job runs until stopped: no timeout, the idle timeout ends it
@@ -105,14 +107,14 @@ class JobService:
 
     def get(self, user: User, job_id: str) -> dict[str, Any]:
         record = self.store.read(job_id)
-        if not (user.admin or record.get("owner") == user.name):
+        if not (user.admin or owns(user, record)):
             raise JobNotFound(f"job '{job_id}' not found", given=job_id)
         return record
 
     def list_jobs(self, user: User, status: str | None = None, plugin: str | None = None,
                   limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         records = [r for r in self.store.all()
-                   if (user.admin or r.get("owner") == user.name)
+                   if (user.admin or owns(user, r))
                    and (status is None or r.get("status") == status)
                    and (plugin is None or r["plugin"]["id"] == plugin)]
         records.sort(key=lambda r: r.get("created", ""), reverse=True)
@@ -123,10 +125,11 @@ class JobService:
         path = self.store.folder(job_id) / "log.txt"
         if not path.exists():
             return "", offset
+        offset = min(max(offset, 0), path.stat().st_size)  # a huge offset reads nothing
         with open(path, "rb") as fh:
-            fh.seek(max(offset, 0))
+            fh.seek(offset)
             data = fh.read()
-        return data.decode("utf-8", "replace"), max(offset, 0) + len(data)
+        return data.decode("utf-8", "replace"), offset + len(data)
 
     def events(self, user: User, job_id: str, after: str = "0-0") -> list[dict[str, Any]]:
         from .events import EventStream
@@ -166,7 +169,8 @@ class JobService:
         redis.set(keys.cancel(job_id), time.time(), ex=7 * 86400)
         if status == JobState.QUEUED:
             try:
-                Job.fetch(keys.rq_job_id(job_id, record.get("attempts", 0) + 1), connection=redis).cancel()
+                Job.fetch(keys.rq_job_id(job_id, record.get("attempts", 0) + 1), connection=redis,
+                          serializer=SERIALIZER).cancel()
             except NoSuchJobError:
                 pass
             return self.store.update(job_id, status=JobState.CANCELLED.value, finished=now(),
@@ -177,20 +181,20 @@ class JobService:
         """A new job with the same plugin, params and inputs."""
         old = self.get(user, job_id)
         if not JobState(old["status"]).finished:
-            raise InputError(f"job {job_id} is still {old['status']}", given=old["status"],
+            raise ConflictError(f"job {job_id} is still {old['status']}", given=old["status"],
                              allowed=["succeeded", "failed", "cancelled"], hint="cancel it first")
-        owner = User(old["owner"], user.admin)
+        owner = User(old["owner"], user.admin, old.get("owner_id") or f"name:{old['owner']}")
         record = self.submit_params(owner, old["plugin"]["id"], old["params"])
         return self.store.update(record["id"], retry_of=job_id)
 
     def submit_params(self, user: User, plugin_id: str, params: dict[str, Any]) -> dict[str, Any]:
         """Submit already-resolved params (retry): inputs are the stored paths."""
         plugin = self.registry.get(plugin_id)
-        params = plugin.validate_request(params)
+        params, files = self._checked(user, plugin, params)
         redis = self._redis()
         where = route(plugin, redis)
-        record = new_record(plugin, params, resolve_inputs(plugin, params), owner=user.name)
-        record.update(queue=where.queue, fell_back=where.fell_back, routing=where.note,
+        record = new_record(plugin, params, files, owner=user.name)
+        record.update(owner_id=user.id, queue=where.queue, fell_back=where.fell_back, routing=where.note,
                       timeout=plugin.runtime.timeout, retries=plugin.runtime.retries, attempts=0,
                       needs={}, held=False, message="")
         self.store.write(record)
@@ -212,7 +216,7 @@ class JobService:
             redis = self._redis()
             redis.ping()
             report["redis"] = "ok"
-            report["queues"] = {q: {"length": Queue(q, connection=redis).count,
+            report["queues"] = {q: {"length": Queue(q, connection=redis, serializer=SERIALIZER).count,
                                     "workers": len(live_workers(redis, q))} for q in ("cpu", "gpu")}
         except Exception as exc:  # noqa: BLE001
             report["redis"] = f"unavailable: {exc}"

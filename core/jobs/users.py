@@ -18,8 +18,23 @@ USER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 @dataclass(frozen=True)
 class User:
+    """An authenticated user. ``id`` is fixed at creation: jobs and uploads belong to the id,
+    so a user removed and re-added under the same name does not inherit the old one's work."""
+
     name: str
     admin: bool = False
+    id: str = ""
+
+
+def owns(user: User, record: dict) -> bool:
+    """True when the job ``record`` belongs to ``user`` (by id; records from before ids by name)."""
+    if record.get("owner_id"):
+        return bool(user.id) and hmac.compare_digest(str(record["owner_id"]), user.id)
+    return record.get("owner") == user.name
+
+
+def _user(name: str, entry: dict) -> User:
+    return User(name, bool(entry.get("admin")), entry.get("id") or f"name:{name}")
 
 
 def _hash(token: str) -> str:
@@ -28,7 +43,7 @@ def _hash(token: str) -> str:
 
 @dataclass(frozen=True)
 class UserStore:
-    """``<data dir>/users.json``: name -> {token_sha256, admin}."""
+    """``<data dir>/users.json``: name -> {id, token_sha256, admin}."""
 
     path: Path
 
@@ -48,7 +63,8 @@ class UserStore:
         if name in users and not replace:
             raise HisciError(f"user '{name}' exists", given=name, hint="revoke it first, or pick another name")
         token = secrets.token_urlsafe(32)
-        users[name] = {"token_sha256": _hash(token), "admin": admin}
+        kept = users.get(name, {}).get("id") if replace else None  # a new token keeps the id
+        users[name] = {"id": kept or secrets.token_hex(12), "token_sha256": _hash(token), "admin": admin}
         self._save(users)
         return token
 
@@ -58,11 +74,11 @@ class UserStore:
         digest = _hash(token)
         for name, entry in self._load().items():
             if hmac.compare_digest(entry["token_sha256"], digest):
-                return User(name, bool(entry.get("admin")))
+                return _user(name, entry)
         return None
 
     def list(self) -> list[User]:
-        return [User(n, bool(e.get("admin"))) for n, e in sorted(self._load().items())]
+        return [_user(n, e) for n, e in sorted(self._load().items())]
 
     def revoke(self, name: str) -> None:
         users = self._load()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from redis import Redis
 from rq import Queue, Worker, get_current_job
+from rq.job import Job
 
 from ..errors import HisciError, UnknownPluginError
 from ..gpu import INSTALL_HINT, array_module, gpu_available
@@ -21,6 +22,7 @@ from ..runner import run_plugin
 from ..settings import Settings
 from . import keys
 from .events import EventStream, Heartbeat
+from .queueing import JOB_FUNCTION, SERIALIZER
 from .routing import advertise_capacity
 from .store import JobStore
 
@@ -117,6 +119,29 @@ def _warm(registry: Registry) -> None:
                 log.warning("plugin %s failed to import: %s", plugin.id, exc)
 
 
+class HisciWorker(Worker):
+    """An RQ worker that runs only hisci's job function.
+
+    Job data is read with hisci's JSON serializer (a pickled job cannot even be decoded), and a
+    job whose function is anything but :data:`JOB_FUNCTION` is marked failed and logged before
+    a work horse is forked, so a process that reaches Redis cannot run ``os.system`` here.
+    """
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        try:
+            func_name = job.func_name
+        except Exception as exc:  # noqa: BLE001 - undecodable data is refused, whatever it is
+            func_name = f"<undecodable job data: {type(exc).__name__}>"
+        if func_name != JOB_FUNCTION:
+            log.error("refused RQ job %s on queue %s: function %r is not %s",
+                      job.id, queue.name, func_name, JOB_FUNCTION)
+            self.handle_job_failure(job, queue, exc_string=f"refused by hisci worker: function {func_name!r} "
+                                                          f"is not {JOB_FUNCTION}")
+            self.connection.lrem(queue.intermediate_queue_key, 1, job.id)
+            return
+        super().execute_job(job, queue)
+
+
 def total_memory_gb() -> float:
     try:
         with open("/proc/meminfo") as fh:
@@ -144,7 +169,8 @@ def start_worker(settings: Settings, queues: list[str], gpu: bool = False, burst
     os.environ[GPU_ENV] = "1" if gpu else "0"
     _warm(registry_for(Settings.from_env(data_dir=settings.data_dir.resolve())))
     redis = Redis.from_url(settings.redis_url)
-    worker = Worker([Queue(q, connection=redis) for q in queues], connection=redis, name=name)
+    worker = HisciWorker([Queue(q, connection=redis, serializer=SERIALIZER) for q in queues],
+                         connection=redis, name=name, serializer=SERIALIZER)
     capacity = (total_memory_gb(), gpu_memory_gb() if gpu else 0.0)
     stop = threading.Event()
 

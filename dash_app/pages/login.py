@@ -12,6 +12,18 @@ from dash.exceptions import PreventUpdate
 from ..i18n import norm_lang, t
 
 TOKEN_COOKIE = "hisci_token"
+COOKIE_MAX_AGE = 8 * 3600  # the login cookie expires after a working day
+
+
+def over_https() -> bool:
+    """True when the page was served over https (directly, or behind a proxy that says so
+    with X-Forwarded-Proto, or with ``hicli serve --https``/HISCI_HTTPS=1)."""
+    import os
+
+    import flask
+
+    proto = flask.request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return flask.request.scheme == "https" or proto == "https" or os.environ.get("HISCI_HTTPS") == "1"
 
 
 def layout(env: Any, lang: str, user: Any) -> Any:
@@ -48,7 +60,8 @@ def register(app: Any, env: Any) -> None:
         if user is None:
             return no_update, no_update, t("login.bad", norm_lang(lang))
         try:  # the API's file downloads read the token from this cookie
-            dash.ctx.response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Lax")
+            dash.ctx.response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Lax",
+                                         secure=over_https(), max_age=COOKIE_MAX_AGE)
         except Exception:
             logging.getLogger("hisci.dash").debug("could not set the token cookie", exc_info=True)
         return token, env.href("/"), ""

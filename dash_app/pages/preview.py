@@ -3,6 +3,7 @@ the live form, the derived parameter schema, and run the example data locally.""
 
 from __future__ import annotations
 
+import atexit
 import base64
 import hashlib
 import io
@@ -20,7 +21,7 @@ from typing import Any
 from dash import Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from hisci import HisciError, Plugin, Problem, load_plugin, run_plugin
+from hisci import HisciError, Plugin, Problem, load_plugin
 from hisci.expressions import check_ui_expressions
 from hisci.figures import load_figure
 from hisci.models import DataSpec, Meta, UiSpec
@@ -40,17 +41,28 @@ class PreviewCache:
     from (if any) so that "Run example" runs the edited JSON with the real entry point.
     """
 
-    def __init__(self, size: int = 32) -> None:
+    def __init__(self, size: int = 32, root: Path | None = None) -> None:
         self.size = size
         self._root: Path | None = None
         self._items: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
+        if root is not None:  # the service's <data dir>/preview: emptied at every start
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir(parents=True, mode=0o700)
+            self._root = root
 
     @property
     def root(self) -> Path:
         if self._root is None:
             self._root = Path(tempfile.mkdtemp(prefix="hisci-preview-"))
+            atexit.register(shutil.rmtree, self._root, True)
         return self._root
+
+    def close(self) -> None:
+        """Remove every preview folder (the app is shutting down)."""
+        self.clear()
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
 
     def build(self, texts: dict[str, str], base: Plugin | None) -> dict[str, Any]:
         """Load the texts as a plugin: ``{"key", "plugin", "problems", "folder"}``."""
@@ -235,21 +247,32 @@ def example_inputs(plugin: Plugin) -> dict[str, list[str]]:
 
 
 def run_example(plugin: Plugin, root: Path, lang: str) -> Any:
-    """Run exampleData through the local runner (hisci.run_plugin) in a fresh folder."""
+    """Run exampleData in a child process (preview_runner: timeout, memory cap) in a fresh
+    folder under ``root``; the folder is removed once the result is drawn."""
+    from ..preview_runner import run_isolated
+
     output = Path(tempfile.mkdtemp(prefix="run-", dir=root))
     try:
-        inputs = example_inputs(plugin)
-        result = run_plugin(plugin, example=True, inputs=inputs, output_dir=output)
-    except HisciError as exc:
-        return html.Div([html.Div(t("preview.cannot_run", lang, why=exc.message), className="hs-problem"),
-                         problem_list(exc.problems)])
-    except Exception as exc:  # noqa: BLE001 - e.g. the entry module cannot be imported
-        return html.Div(t("preview.cannot_run", lang, why=f"{type(exc).__name__}: {exc}"),
-                        className="hs-problem")
-    parts: list[Any] = [html.Div([html.Span(result.status, className=f"hs-badge hs-badge-{result.status}",
-                                            **{"data-status": result.status}),
-                                  f" {result.error}" if result.error else ""], id="hs-pv-status")]
-    for name in result.record.get("figures") or []:
+        try:
+            inputs = example_inputs(plugin)
+        except HisciError as exc:
+            return html.Div([html.Div(t("preview.cannot_run", lang, why=exc.message), className="hs-problem"),
+                             problem_list(exc.problems)])
+        result = run_isolated(plugin.folder, plugin.package, inputs, output)
+        if result["status"] == "refused":
+            return html.Div([html.Div(t("preview.cannot_run", lang, why=result["error"]), className="hs-problem"),
+                             html.Ul([html.Li(p) for p in result.get("problems") or []])])
+        return _run_parts(result, output, lang)
+    finally:
+        shutil.rmtree(output, ignore_errors=True)
+
+
+def _run_parts(result: dict[str, Any], output: Path, lang: str) -> list[Any]:
+    status = result["status"]
+    parts: list[Any] = [html.Div([html.Span(status, className=f"hs-badge hs-badge-{status}",
+                                            **{"data-status": status}),
+                                  f" {result['error']}" if result.get("error") else ""], id="hs-pv-status")]
+    for name in result.get("figures") or []:
         path = output / name
         if path.exists():
             parts.append(dcc.Graph(figure=load_figure(path), config={"displaylogo": False},
@@ -259,7 +282,7 @@ def run_example(plugin: Plugin, root: Path, lang: str) -> Any:
     parts.append(html.H4(t("job.log", lang)))
     parts.append(html.Pre("\n".join(log_text.splitlines()[-LOG_LINES:]), className="hs-log"))
     parts.append(html.H4("result.json"))
-    parts.append(html.Pre(json.dumps(result.summary, indent=2, ensure_ascii=False, default=str),
+    parts.append(html.Pre(json.dumps(result.get("summary") or {}, indent=2, ensure_ascii=False, default=str),
                           className="hs-json", id="hs-pv-result-json"))
     return parts
 
@@ -326,9 +349,12 @@ def register(app: Any, env: Any) -> None:
         Input("hs-pv-ui", "value"),
         State("hs-pv-base", "data"),
         State("hs-lang", "data"),
+        State("hs-token", "data"),
     )
-    def check(meta, data, ui, base_id, lang):
+    def check(meta, data, ui, base_id, lang, token):
         lang = norm_lang(lang)
+        if env.service is not None and env.user(token) is None:  # it writes files: log in first
+            return html.Div(t("login.needed", lang), className="hs-problem"), None, ""
         texts = {"meta.json": meta or "", "data.json": data or "", "ui.json": ui or ""}
         if not any(v.strip() for v in texts.values()):
             return html.Div("—", className="hs-muted"), None, ""
