@@ -53,18 +53,6 @@ def test_live_job_publishes_as_files_arrive_and_cancel_writes_final_outputs(api,
     assert all(e["n"] > events[-1]["n"] for e in later["events"])
     assert api.get(f"/api/v1/jobs/{job_id}/live", headers=bearer(tokens.bob)).status_code == 404
 
-
-def test_live_sources_are_for_admins_and_folders_under_a_data_root(api, tokens, tmp_path):
-    body = {"plugin": "live_plugin", "request": {"live": {"watch": {"frames": str(tmp_path)}}}}
-    refused = api.post("/api/v1/jobs", json=body, headers=bearer(tokens.alice))
-    assert refused.status_code == 400 and "live jobs are for admins" in refused.text
-    body["request"]["live"]["watch"]["frames"] = "/etc"
-    refused = api.post("/api/v1/jobs", json=body, headers=bearer(tokens.admin))
-    assert refused.status_code == 400 and "not under a data root" in refused.text
-    assert refused.json()["error"]["problems"][0]["pointer"] == "/live/watch/frames"
-    body["request"]["live"] = {"watch": {"frames": str(tmp_path)}, "until": 0}
-    refused = api.post("/api/v1/jobs", json=body, headers=bearer(tokens.admin))
-    assert refused.status_code == 400 and "live.until must be >= 1" in refused.text
     # the Redis event stream carries them too
     stream = api.get(f"/api/v1/jobs/{job_id}/events", headers=headers).json()["events"]
     assert [e["seq"] for e in stream if e["type"] == "live"] == [1, 2, 3]
@@ -103,3 +91,16 @@ def test_worker_killed_mid_run_and_the_retry_resumes_without_duplicates(api, tok
     assert record["live"]["processed"] == 8 - checkpoint
     summary = json.loads((job_dir / "result.json").read_text())
     assert summary["items"] == 8 and len(set(summary["names"])) == 8
+
+
+def test_live_sources_are_for_admins_and_folders_under_a_data_root(api, tokens, tmp_path):
+    body = {"plugin": "live_plugin", "request": {"live": {"watch": {"frames": str(tmp_path)}}}}
+    refused = api.post("/api/v1/jobs", json=body, headers=bearer(tokens.alice))
+    assert refused.status_code == 422 and "live jobs are for admins" in refused.text
+    body["request"]["live"]["watch"]["frames"] = "/etc"
+    refused = api.post("/api/v1/jobs", json=body, headers=bearer(tokens.admin))
+    assert refused.status_code == 422 and "not under a data root" in refused.text
+    assert refused.json()["error"]["problems"][0]["pointer"] == "/live/watch/frames"
+    body["request"]["live"] = {"watch": {"frames": str(tmp_path)}, "until": 0}
+    refused = api.post("/api/v1/jobs", json=body, headers=bearer(tokens.admin))
+    assert refused.status_code == 422 and "live.until must be >= 1" in refused.text
