@@ -92,7 +92,7 @@ def main() -> None:
         print(f"500 trivial jobs, 2 workers: {500 / elapsed:.1f} jobs/s ({ok} succeeded; "
               f"submitting alone {500 / submitted:.0f} jobs/s)")
         port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(settings, service.registry, service, with_web=False),
+        server = uvicorn.Server(uvicorn.Config(create_app(settings, service.registry, service),
                                                host="127.0.0.1", port=port, log_level="warning"))
         threading.Thread(target=server.run, daemon=True).start()
         with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1",

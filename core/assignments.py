@@ -91,3 +91,48 @@ def _json(raw: str) -> Any:
         return json.loads(raw)
     except ValueError:
         return raw
+
+
+FILE_INPUTS = ("cloud-file", "hiplot-textarea")
+
+
+def _accepts(widget: Any, filename: str) -> bool:
+    name = filename.lower()
+    return any(name.endswith("." + str(ext).lower().lstrip(".")) for ext in widget.exts or [])
+
+
+def assign_files(plugin: Any, files: list[str]) -> dict[str, list[str]]:
+    """Bind input files given without a name to the plugin's inputs.
+
+    Each file goes to the one file input whose extensions match it; failing that, to the
+    plugin's single required input.
+
+    Raises
+    ------
+    InputError
+        At ``/data`` when a file fits no input or several, or a single-file input gets
+        several files; ``allowed`` lists the input names.
+    """
+    from .errors import InputError
+
+    inputs = {k: w for k, w in plugin.ui.data.items() if w.type in FILE_INPUTS}
+    required = [k for k, w in inputs.items() if w.required]
+    out: dict[str, list[str]] = {}
+    for path in files:
+        matches = [k for k, w in inputs.items() if _accepts(w, str(path))]
+        if len(matches) == 1:
+            target = matches[0]
+        elif len(required) == 1 and (not matches or required[0] in matches):
+            target = required[0]
+        else:
+            why = (f"it fits {len(matches)} inputs ({', '.join(matches)})" if matches
+                   else "no input takes its extension and the plugin has no single required input")
+            raise InputError(f"cannot tell which input {path!r} is for: {why}", pointer="/data", given=str(path),
+                             allowed=matches or list(inputs), hint="name the input the file is for")
+        out.setdefault(target, []).append(str(path))
+    for key, paths in out.items():
+        if len(paths) > 1 and not inputs[key].multiple:
+            raise InputError(f"input '{key}' takes one file, got {len(paths)}: {', '.join(paths)}",
+                             pointer=f"/data/{key}", given=paths, allowed=[key],
+                             hint="give one file for it, or name the input each file is for")
+    return out

@@ -10,8 +10,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import numpy
-
 from .errors import InputError, JobCancelled
 from .storage import write_json
 
@@ -43,7 +41,7 @@ class RunContext:
         logger: logging.Logger,
         progress_sink: ProgressSink | None = None,
         cancel_check: Callable[[], bool] | None = None,
-        xp: ModuleType = numpy,
+        xp: ModuleType | None = None,
         live: Any = None,
     ) -> None:
         self.params = params
@@ -54,6 +52,8 @@ class RunContext:
         self.logger = logger
         self._progress_sink = progress_sink
         self._cancel_check = cancel_check or (lambda: False)
+        if xp is None:
+            import numpy as xp
         self.xp = xp
         self.figures: list[str] = []
         #: The LiveSession of a live run (``hisci.live``), None otherwise.
@@ -62,7 +62,7 @@ class RunContext:
 
     @property
     def on_gpu(self) -> bool:
-        return self.xp is not numpy
+        return self.xp.__name__ != "numpy"
 
     def has_input(self, name: str) -> bool:
         return bool(self._inputs.get(name))
@@ -76,7 +76,7 @@ class RunContext:
         files = self._inputs.get(name)
         if not files:
             raise InputError(f"input '{name}' was not given", pointer=f"/data/{name}",
-                             hint=f"pass --input {name}=PATH")
+                             hint=f"give a file for input '{name}'")
         return files[0]
 
     def table(self, name: str) -> Any:
@@ -89,10 +89,10 @@ class RunContext:
         if text:
             return read_table_text(text, source=f"textarea.{name}")
         raise InputError(f"table '{name}' was not given", pointer=f"/data/{name}",
-                         hint=f"paste it into textarea.{name} or pass --input {name}=FILE")
+                         hint=f"paste the table into textarea.{name} or give a file for input '{name}'")
 
     @contextmanager
-    def field(self, name: str, *, file: str | Path = "") -> Iterator[Any]:
+    def field(self, name: str, *, file: str | Path = "", hint: str = "") -> Iterator[Any]:
         """Blame a parameter (or an input) for any ``ValueError`` raised inside the block.
 
         Parameters
@@ -100,6 +100,7 @@ class RunContext:
         name : an ``extra`` field name (pointer ``/extra/<name>``), or a JSON pointer
             such as ``"/data/poni"``.
         file : the input file the error is about, if any (reported as its name).
+        hint : what to change, when the message alone does not say.
 
         Yields
         ------
@@ -121,7 +122,7 @@ class RunContext:
             yield value
         except ValueError as exc:
             raise InputError(str(exc), pointer=pointer, file=Path(file).name if file else "",
-                             given=value) from None
+                             given=value, hint=hint) from None
 
     def progress(self, fraction: float, message: str = "") -> None:
         """Report progress (0..1 of the current span) and a message.
@@ -200,6 +201,8 @@ class RunContext:
         array : numpy or cupy array (a cupy array is copied to the host).
         attrs : plain values (numbers, strings, lists) describing the array: units, axes...
         """
+        import numpy
+
         path = self.output_dir / (name if Path(name).suffix else f"{name}.h5")
         if hasattr(array, "get") and not isinstance(array, numpy.ndarray):
             array = array.get()  # cupy -> numpy

@@ -30,9 +30,8 @@ The context is the object ``this`` stands for: a dict such as::
      "tableHeader": {"datTable": ["gene", "logFC"]},
      "selectCols": callable, "getDataAreaFactors": callable, "retriveUniqueLine": callable}
 
-``form_context`` builds one from request params and table texts, with the helpers
-``selectCols``, ``tableHeader``, ``getDataAreaFactors``, ``retriveUniqueLine``,
-``unique_line`` and ``fetchPerplexity`` named in the Hiplot research.
+:func:`hisci.form.form_context` builds one from request params, table texts and input
+file texts, with the helpers named in the Hiplot research.
 """
 
 from __future__ import annotations
@@ -48,14 +47,12 @@ from .errors import Problem
 
 __all__ = [
     "ExpressionError",
-    "active_fields",
     "check_expression",
     "check_ui_expressions",
     "evaluate",
-    "form_context",
-    "hiplot_params",
+    "to_number",
     "truthy",
-    "visible",
+    "widgets",
 ]
 
 #: Attributes of a widget that hold expressions.
@@ -321,7 +318,7 @@ def _strict_equal(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _to_number(value: Any) -> float:
+def to_number(value: Any) -> float:
     if isinstance(value, bool):
         return float(value)
     if _is_number(value):
@@ -344,7 +341,7 @@ def _loose_equal(a: Any, b: Any) -> bool:
         return _strict_equal(a, b)
     if isinstance(a, (list, dict)) or isinstance(b, (list, dict)):
         return _to_string(a) == _to_string(b)
-    return _to_number(a) == _to_number(b)
+    return to_number(a) == to_number(b)
 
 
 def _to_string(value: Any) -> str:
@@ -394,8 +391,8 @@ def _method(obj: Any, name: str, args: list[Any]) -> Any:
             sep = args[0] if args else ","
             return str(sep).join(_to_string(v) for v in obj)
         if name == "slice":
-            start = int(_to_number(args[0])) if args else 0
-            end = int(_to_number(args[1])) if len(args) > 1 else None
+            start = int(to_number(args[0])) if args else 0
+            end = int(to_number(args[1])) if len(args) > 1 else None
             return list(obj[start:end])
     if isinstance(obj, str):
         if name == "indexOf":
@@ -437,7 +434,7 @@ def _compare(op: str, a: Any, b: Any) -> bool:
     if isinstance(a, str) and isinstance(b, str):
         x, y = a, b
     else:
-        x, y = _to_number(a), _to_number(b)
+        x, y = to_number(a), to_number(b)
         if math.isnan(x) or math.isnan(y):
             return False
     return {"<": x < y, "<=": x <= y, ">": x > y, ">=": x >= y}[op]
@@ -447,7 +444,7 @@ def _arith(op: str, a: Any, b: Any) -> Any:
     if op == "+" and (isinstance(a, str) or isinstance(b, str)
                       or isinstance(a, list) or isinstance(b, list)):
         return _to_string(a) + _to_string(b)
-    x, y = _to_number(a), _to_number(b)
+    x, y = to_number(a), to_number(b)
     if op == "+":
         result = x + y
     elif op == "-":
@@ -490,7 +487,7 @@ def _eval(node: tuple, this: Any) -> Any:
         value = _eval(node[2], this)
         if node[1] == "!":
             return not truthy(value)
-        number = _to_number(value)
+        number = to_number(value)
         return -number if node[1] == "-" else number
     if kind == "logic":
         left = _eval(node[2], this)
@@ -547,7 +544,7 @@ def check_expression(expression: Any, *, pointer: str = "", file: str = "") -> P
     return None
 
 
-def _widgets(ui: Any) -> Iterable[tuple[str, str, Mapping[str, Any]]]:
+def widgets(ui: Any) -> Iterable[tuple[str, str, Mapping[str, Any]]]:
     """(section, key, raw widget dict) for a UiSpec or a raw ui.json dict."""
     for section in ("data", "extra"):
         widgets = getattr(ui, section, None) if not isinstance(ui, Mapping) else ui.get(section)
@@ -569,7 +566,7 @@ def check_ui_expressions(ui: Any, file: str = "") -> list[Problem]:
     (a UiSpec or the raw dict), each a Problem at ``/<section>/<key>/<attribute>``.
     Also checks that ``if`` is a plain name."""
     problems = []
-    for section, key, widget in _widgets(ui):
+    for section, key, widget in widgets(ui):
         base = f"/{section}/{_escape(key)}"
         for attr in EXPRESSION_KEYS:
             if attr in widget:
@@ -586,144 +583,3 @@ def check_ui_expressions(ui: Any, file: str = "") -> list[Problem]:
                 if problem:
                     problems.append(problem)
     return problems
-
-
-# --------------------------------------------------------------------------- form context
-
-def hiplot_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """hisci's flat request ``{textarea, data, dataArg, general, extra}`` in Hiplot's shape
-    ``{textarea, config: {data, dataArg, general, extra}}`` (``this.params``)."""
-    if "config" in params and isinstance(params.get("config"), Mapping):
-        return dict(params)
-    return {
-        "textarea": dict(params.get("textarea") or {}),
-        "config": {s: params.get(s) if params.get(s) is not None else {}
-                   for s in ("data", "dataArg", "general", "extra")},
-    }
-
-
-def _split_table(text: str) -> list[list[str]]:
-    lines = [line for line in (text or "").replace("\r\n", "\n").split("\n") if line.strip()]
-    if not lines:
-        return []
-    sep = "\t" if "\t" in lines[0] else ("," if "," in lines[0] else "\t")
-    return [[cell.strip().strip('"') for cell in line.split(sep)] for line in lines]
-
-
-def _dag_factors(code: str) -> list[str]:
-    """Variable names of a dagitty/ggdag graph such as ``y ~ x + z`` or ``x -> y``."""
-    names: list[str] = []
-    for token in re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", code or ""):
-        if token in ("dag", "dagify", "exposure", "outcome", "latent", "labels", "coords", "c",
-                     "function", "TRUE", "FALSE"):
-            continue
-        if token not in names:
-            names.append(token)
-    return names
-
-
-def form_context(params: Mapping[str, Any], tables: Mapping[str, str] | None = None,
-                 files: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The ``this`` of a form: ``params`` in Hiplot's shape, ``tableHeader`` and the helpers.
-
-    ``tables`` maps table ids to TSV/CSV text (defaults to ``params.textarea``); ``files``
-    maps input ids to the text of an uploaded file (for ``retriveUniqueLine``).
-    """
-    hp = hiplot_params(params)
-    texts = dict(hp.get("textarea") or {})
-    texts.update(tables or {})
-    parsed = {tid: _split_table(text) for tid, text in texts.items() if isinstance(text, str)}
-    files = dict(files or {})
-    context: dict[str, Any] = {"params": hp, "unique_line": []}
-    context["tableHeader"] = {tid: rows[0] for tid, rows in parsed.items() if rows}
-
-    def select_cols(table_id: Any, *indices: Any) -> list[str]:
-        rows = parsed.get(str(table_id)) or []
-        out: list[str] = []
-        for index in indices or (0,):
-            col = int(_to_number(index)) if not isinstance(index, str) else (
-                rows[0].index(index) if rows and index in rows[0] else -1)
-            for row in rows[1:]:
-                if 0 <= col < len(row) and row[col] not in out:
-                    out.append(row[col])
-        return out
-
-    def data_area_factors(input_id: Any) -> list[str]:
-        value = (hp["config"].get("data") or {}).get(str(input_id))
-        if isinstance(value, Mapping):
-            value = value.get("value")
-        return _dag_factors(value if isinstance(value, str) else "")
-
-    def unique_line(input_id: Any, line_no: Any) -> list[str]:
-        text = files.get(str(input_id), "")
-        lines = [line for line in text.replace("\r\n", "\n").split("\n")]
-        index = int(_to_number(line_no)) - 1
-        values: list[str] = []
-        if 0 <= index < len(lines):
-            for cell in re.split(r"[\s,]+", lines[index].strip().lstrip("#")):
-                if cell and cell not in values:
-                    values.append(cell)
-        context["unique_line"] = values
-        return values
-
-    def perplexity(table_id: Any) -> float:
-        rows = parsed.get(str(table_id)) or []
-        return max(1, (len(rows[0]) - 2) // 3) if rows else 50
-
-    context.update(selectCols=select_cols, getDataAreaFactors=data_area_factors,
-                   retriveUniqueLine=unique_line, fetchPerplexity=perplexity)
-    return context
-
-
-def visible(widget: Any, context: Mapping[str, Any], section: str = "extra") -> bool:
-    """Whether a widget is shown, by its ``if`` (a sibling switch's name) and ``if_func``.
-    An expression that fails to evaluate shows the widget (a form never hides a field
-    because of a plugin bug; the bug is reported by ``check_ui_expressions``)."""
-    get = widget.get if isinstance(widget, Mapping) else (lambda k, d=None: widget.prop(k, d))
-    cond = get("if")
-    if isinstance(cond, str) and cond.strip():
-        extra = ((context.get("params") or {}).get("config") or {}).get("extra") or {}
-        name = cond.strip()
-        if name in extra:
-            if not truthy(extra[name]):
-                return False
-        else:
-            try:
-                if not truthy(evaluate(name, context)):
-                    return False
-            except ExpressionError:
-                pass
-    func = get("if_func")
-    if isinstance(func, str) and func.strip():
-        try:
-            return truthy(evaluate(func, context))
-        except ExpressionError:
-            return True
-    return True
-
-
-def active_fields(ui: Any, params: Mapping[str, Any], tables: Mapping[str, str] | None = None) -> dict[str, set[str]]:
-    """For each section (``data``, ``extra``), the widget keys shown for these params.
-
-    The server uses it to decide which fields a request may carry: a value for a hidden
-    field is ignored (its default stands) rather than validated against a hidden widget.
-    """
-    context = form_context(params, tables)
-    shown: dict[str, set[str]] = {"data": set(), "extra": set()}
-    for section, key, widget in _widgets(ui):
-        if visible(widget, context, section):
-            shown[section].add(key)
-    return shown
-
-
-def prune_hidden(ui: Any, request: Mapping[str, Any], params: Mapping[str, Any],
-                 tables: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """``request`` without the ``extra`` values of widgets hidden for ``params`` (the request
-    with its defaults filled in): a hidden field keeps its default, as in Hiplot's form."""
-    shown = active_fields(ui, params, tables)["extra"]
-    declared = {key for section, key, _ in _widgets(ui) if section == "extra"}
-    out = dict(request)
-    extra = request.get("extra")
-    if isinstance(extra, Mapping):
-        out["extra"] = {k: v for k, v in extra.items() if k in shown or k not in declared}
-    return out

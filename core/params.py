@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .plugin import Plugin
 
 SECTIONS = ("data", "dataArg", "general", "extra")
-COLOUR = r"^(#[0-9A-Fa-f]{3}|#[0-9A-Fa-f]{6}|#[0-9A-Fa-f]{8}|[A-Za-z]+|rgba?\(.*\))$"
+COLOUR = r"^(|#[0-9A-Fa-f]{3}|#[0-9A-Fa-f]{6}|#[0-9A-Fa-f]{8}|[A-Za-z]+|rgba?\(.*\))$"
 NUMBER = {"type": "number"}
 SCALAR = {"type": ["string", "number"]}
 
@@ -110,11 +110,6 @@ class ParamSpec:
         problems: list[Problem] = []
         extra_props: dict[str, Any] = {}
         for key, widget in plugin.ui.extra.items():
-            if key not in defaults["extra"]:
-                problems.append(Problem(
-                    f"widget '{key}' has no default in data.json",
-                    file=data_file, pointer=f"/params/config/extra/{key}",
-                    hint=f"add \"{key}\": <default> to params.config.extra"))
             default = defaults["extra"].get(key)
             extra_props[key] = widget_schema(widget, default)
             problems += _check_default(widget, key, default, ui_file)
@@ -208,7 +203,8 @@ class ParamSpec:
                 problems.append(Problem(
                     f"required input '{key}' was not given", pointer=f"/data/{key}",
                     allowed=widget.exts or None,
-                    hint=f"pass --input {key}=PATH (or paste the table into textarea.{key})"))
+                    hint=f"give a file for input '{key}'" + (
+                        f" or paste the table into textarea.{key}" if widget.type == "hiplot-textarea" else "")))
         return problems
 
     def example_request(self, index: int = 0) -> dict[str, Any]:

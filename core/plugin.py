@@ -17,9 +17,11 @@ from pydantic import ValidationError as PydanticError
 from . import schema_check as schemas
 from .errors import PluginLoadError, Problem
 from .expressions import check_ui_expressions
+from .leniency import tolerate
 from .models import DataSpec, Meta, Runtime, UiSpec
 
 if TYPE_CHECKING:
+    from .form import FileTexts
     from .params import ParamSpec
 
 PLUGIN_ID = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -47,6 +49,7 @@ class Plugin:
     ui: UiSpec
     raw: dict[str, Any] = field(repr=False, compare=False)
     package: str | None = None
+    warnings: tuple[Problem, ...] = field(default=(), compare=False)
 
     @property
     def runtime(self) -> Runtime | None:
@@ -71,19 +74,25 @@ class Plugin:
         return self.params.json_schema
 
     def validate_request(self, request: dict[str, Any] | None = None,
-                         live_inputs: tuple[str, ...] = ()) -> dict[str, Any]:
+                         files: FileTexts | None = None, live_inputs: tuple[str, ...] = ()) -> dict[str, Any]:
         """Fill defaults and validate; raise ParamsError listing every problem.
 
         Values of ``extra`` fields that the form hides for this request (``if``/``if_func``
         false) are dropped first, so a hidden field keeps its default, as in Hiplot's form.
+
+        Parameters
+        ----------
+        request : the run request (flat or Hiplot-shaped).
+        files : input id -> text, path or paths of the input files, so that visibility is
+            judged as the form judged it (``retriveUniqueLine`` reads an uploaded file).
+            Without them, a field that only a file's content could hide is kept.
+        live_inputs : inputs fed by a live source (``hisci.live``): not required as files.
         """
-        from .expressions import prune_hidden
+        from .form import prune_hidden
 
         request = self.params.normalize(request or {})
-        try:
-            request = prune_hidden(self.ui, request, self.params.fill_defaults(request))
-        except Exception:  # noqa: BLE001 - a malformed request is reported by validate below
-            pass
+        if isinstance(request, dict):
+            request = prune_hidden(self.ui, request, self.params.fill_defaults(request), files)
         return self.params.validate(request, live_inputs=live_inputs)
 
     def example_request(self, index: int = 0) -> dict[str, Any]:
@@ -137,7 +146,37 @@ class Plugin:
             "gpu": self.runtime.gpu if self.runtime else None,
             **self.meta.card(lang),
             "version": self.version,
+            "warnings": [w.as_dict() for w in self.warnings],
         }
+
+
+class CachedPlugin(Plugin):
+    """A plugin restored from the registry cache (validated when its files last changed).
+
+    Only meta.json is kept in the cache; data.json and ui.json are read again (with
+    Hiplot's leniency) the first time a caller needs them.
+    """
+
+    @classmethod
+    def restore(cls, folder: Path, source: str, package: str | None, meta: dict[str, Any],
+                warnings: tuple[Problem, ...]) -> CachedPlugin:
+        plugin = object.__new__(cls)
+        plugin.__dict__.update(id=folder.name, folder=folder, source=source, package=package,
+                               meta=Meta.model_validate(meta), warnings=warnings)
+        return plugin
+
+    @cached_property
+    def raw(self) -> dict[str, Any]:  # type: ignore[override]
+        docs = {name: schemas.read_json(self.folder / name)[0] for name in JSON_FILES}
+        return tolerate(docs, str(self.folder))[0]
+
+    @cached_property
+    def data(self) -> DataSpec:  # type: ignore[override]
+        return DataSpec.model_validate(self.raw["data.json"])
+
+    @cached_property
+    def ui(self) -> UiSpec:  # type: ignore[override]
+        return UiSpec.from_json(self.raw["ui.json"])
 
 
 def load_plugin(folder: Path, source: str = "path", package: str | None = None) -> Plugin:
@@ -151,12 +190,13 @@ def load_plugin(folder: Path, source: str = "path", package: str | None = None) 
             file=str(folder), given=plugin_id, hint="rename the folder"))
     raw: dict[str, Any] = {}
     for name in JSON_FILES:
-        path = folder / name
-        document, found = schemas.read_json(path)
+        document, found = schemas.read_json(folder / name)
         problems += found
         if not found:
-            problems += schemas.check(document, name.split(".")[0], file=str(path))
             raw[name] = document
+    raw, warnings = tolerate(raw, str(folder))
+    for name, document in raw.items():
+        problems += schemas.check(document, name.split(".")[0], file=str(folder / name))
     if problems:
         raise PluginLoadError(problems, plugin_id=plugin_id, summary=f"plugin '{plugin_id}' is invalid")
     try:
@@ -168,7 +208,7 @@ def load_plugin(folder: Path, source: str = "path", package: str | None = None) 
             [Problem(e["msg"], pointer=schemas.pointer(e["loc"]), file=str(folder)) for e in exc.errors()],
             plugin_id=plugin_id, summary=f"plugin '{plugin_id}' is invalid",
         ) from None
-    plugin = Plugin(plugin_id, folder, source, meta, data, ui, raw, package)
+    plugin = Plugin(plugin_id, folder, source, meta, data, ui, raw, package, tuple(warnings))
     problems += _check_entry(plugin)
     problems += check_ui_expressions(plugin.ui, file=str(folder / "ui.json"))
     problems += plugin.params.problems

@@ -10,6 +10,7 @@ from typing import Any
 from .discovery import Candidate, candidates
 from .errors import DuplicatePluginError, HisciError, Problem, UnknownPluginError, did_you_mean
 from .plugin import Plugin, load_plugin
+from .registry_cache import RegistryCache, fingerprint
 from .settings import Settings
 
 log = logging.getLogger("hisci.registry")
@@ -48,17 +49,27 @@ class Registry:
         ids the first one found wins and the second is reported.
         """
         settings = settings or Settings.from_env()
-        return cls.from_candidates(candidates(settings), trace=settings.trace)
+        cache = RegistryCache.open(settings.cache_dir)
+        registry = cls.from_candidates(candidates(settings), trace=settings.trace, cache=cache)
+        cache.save()
+        return registry
 
     @classmethod
-    def from_candidates(cls, found: Any, trace: bool = False) -> Registry:
+    def from_candidates(cls, found: Any, trace: bool = False, cache: RegistryCache | None = None) -> Registry:
+        """Load every candidate folder; with a cache, only folders whose files changed are validated."""
         plugins: dict[str, Plugin] = {}
         rejected: list[RejectedPlugin] = []
+        cache = cache or RegistryCache(None)
         for cand in found:
-            rejected += _add(plugins, cand)
+            rejected += _add(plugins, cand, cache)
             if trace:
                 log.warning("discovery: %s from %s (%s)", cand.folder.name, cand.folder, cand.source)
         return cls(plugins, tuple(rejected))
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """Quirks Hiplot tolerates, in the plugins that loaded (each names its file)."""
+        return [w for plugin in self for w in plugin.warnings]
 
     def get(self, plugin_id: str) -> Plugin:
         try:
@@ -67,12 +78,12 @@ class Registry:
             rejected = next((r for r in self.problems if r.id == plugin_id), None)
             if rejected is not None:
                 raise UnknownPluginError(
-                    f"plugin '{plugin_id}' was found but is invalid: {rejected.error}",
-                    given=plugin_id, hint=f"run: hicli validate {rejected.folder}") from None
+                    f"plugin '{plugin_id}' was found but is invalid: {rejected.error}", file=rejected.folder,
+                    given=plugin_id, hint="fix the problems listed for its folder") from None
             raise UnknownPluginError(
                 f"unknown plugin id '{plugin_id}'{did_you_mean(plugin_id, self.plugins)}",
                 given=plugin_id, allowed=sorted(self.plugins),
-                hint="hicli list shows the plugins") from None
+                hint="use one of the registered plugin ids (allowed)") from None
 
     def find_tool(self, tool: str, module: str | None = None) -> Plugin:
         """Address a plugin the Hiplot way (``-t tool [-m module]``); the id also works."""
@@ -105,7 +116,7 @@ class Registry:
                 "problems": [r.as_dict() for r in self.problems]}
 
 
-def _add(plugins: dict[str, Plugin], cand: Candidate) -> list[RejectedPlugin]:
+def _add(plugins: dict[str, Plugin], cand: Candidate, cache: RegistryCache) -> list[RejectedPlugin]:
     plugin_id = cand.folder.name
     if plugin_id in plugins:
         first = plugins[plugin_id]
@@ -114,8 +125,13 @@ def _add(plugins: dict[str, Plugin], cand: Candidate) -> list[RejectedPlugin]:
             f"{first.folder} ({first.source}) was found first",
             file=str(cand.folder), given=plugin_id, hint="rename one of the folders")
         return [RejectedPlugin(plugin_id, str(cand.folder), cand.source, err)]
-    try:
-        plugins[plugin_id] = load_plugin(cand.folder, cand.source, cand.package)
-    except HisciError as err:
-        return [RejectedPlugin(plugin_id, str(cand.folder), cand.source, err)]
+    print_ = fingerprint(cand.folder)
+    plugin = cache.get(cand, print_)
+    if plugin is None:
+        try:
+            plugin = load_plugin(cand.folder, cand.source, cand.package)
+        except HisciError as err:
+            return [RejectedPlugin(plugin_id, str(cand.folder), cand.source, err)]
+        cache.put(cand, print_, plugin)
+    plugins[plugin_id] = plugin
     return []

@@ -54,6 +54,25 @@ def build_request(plugin: Plugin, request: dict[str, Any] | None = None, *,
     return merged
 
 
+def existing_inputs(plugin: Plugin, request: dict[str, Any], base: Path | None = None) -> dict[str, list[Path]]:
+    """The input files a request names that exist, for judging the form's visibility
+    (a missing one is reported by :func:`resolve_inputs` after validation)."""
+    found: dict[str, list[Path]] = {}
+    for name, entry in (request.get("data") or {}).items():
+        links = (entry.get("link") or entry.get("value")) if isinstance(entry, dict) else None
+        for link in [links] if isinstance(links, str) else (links or []):
+            path = Path(str(link)).expanduser()
+            for candidate in [path] if path.is_absolute() else [(base or Path.cwd()) / path, plugin.folder / path]:
+                if link and candidate.is_file():
+                    found.setdefault(name, []).append(candidate)
+                    break
+    return found
+
+
+#: Pointer of problems with the output folder (front ends name their own option for it).
+OUTPUT_POINTER = "/output_dir"
+
+
 def prepare_output(output_dir: Path) -> Path:
     output_dir = Path(output_dir)
     try:
@@ -63,7 +82,8 @@ def prepare_output(output_dir: Path) -> Path:
         probe.unlink()
     except OSError as exc:
         raise InputError(f"output folder {output_dir} is not writable: {exc.strerror}",
-                         file=str(output_dir), hint="choose another folder with -o") from None
+                         file=str(output_dir), pointer=OUTPUT_POINTER,
+                         hint="choose a writable output folder") from None
     return output_dir
 
 
@@ -106,9 +126,9 @@ def run_plugin(
     request, in_request = split_live(request)
     live_spec = live_spec_for(plugin, live if live is not None else in_request)
     if params is None:
-        params = plugin.validate_request(
-            build_request(plugin, request, inputs=inputs, example=example, example_index=example_index),
-            live_inputs=live_spec.names if live_spec else ())
+        request = build_request(plugin, request, inputs=inputs, example=example, example_index=example_index)
+        params = plugin.validate_request(request, files=existing_inputs(plugin, request),
+                                         live_inputs=live_spec.names if live_spec else ())
     entry = plugin.load_live_entry() if live_spec else plugin.load_entry()
     files = resolve_inputs(plugin, params)
     output_dir = prepare_output(output_dir)

@@ -21,7 +21,9 @@ class Settings(BaseModel):
     ``HISCI_NO_BUILTINS`` (1 to skip built-in plugins), ``HISCI_TRACE`` (1 to log discovery),
     ``HISCI_UPLOAD_LIMIT_MB``, ``HISCI_HEARTBEAT_TTL``, ``HISCI_REAPER_INTERVAL`` and
     ``HISCI_CANCEL_GRACE`` (seconds) for the job service, ``HISCI_DATABASE_URL`` for the job
-    index (default: SQLite ``<data dir>/index.sqlite``; ``postgresql://user@host/db`` for PostgreSQL).
+    index (default: SQLite ``<data dir>/index.sqlite``; ``postgresql://user@host/db`` for PostgreSQL);
+    ``HISCI_CACHE_DIR`` for the registry cache (default ``$XDG_CACHE_HOME/hisci`` or
+    ``~/.cache/hisci``; ``HISCI_NO_CACHE=1`` turns it off).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -39,6 +41,7 @@ class Settings(BaseModel):
     heartbeat_ttl: float = 10.0
     reaper_interval: float = 2.0
     cancel_grace: float = 10.0
+    cache_dir: Path | None = Field(default_factory=lambda: default_cache_dir())
 
     @field_validator("redis_url")
     @classmethod
@@ -74,5 +77,15 @@ class Settings(BaseModel):
         values["builtins"] = env.get("HISCI_NO_BUILTINS", "") not in ("1", "true", "yes")
         values["entry_points"] = env.get("HISCI_NO_ENTRY_POINTS", "") not in ("1", "true", "yes")
         values["trace"] = env.get("HISCI_TRACE", "") in ("1", "true", "yes")
+        if env.get("HISCI_CACHE_DIR"):
+            values["cache_dir"] = Path(env["HISCI_CACHE_DIR"])
+        if env.get("HISCI_NO_CACHE", "") in ("1", "true", "yes"):
+            values["cache_dir"] = None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/hisci``, else ``~/.cache/hisci``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "hisci"

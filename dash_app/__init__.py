@@ -5,5 +5,6 @@
 """
 
 from .app import create_dash_app
+from .mount import mount_web
 
-__all__ = ["create_dash_app"]
+__all__ = ["create_dash_app", "mount_web"]

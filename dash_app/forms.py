@@ -21,7 +21,7 @@ from dash import ALL, MATCH, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from hisci import HisciError, Plugin
-from hisci.expressions import ExpressionError, evaluate, form_context, visible
+from hisci import form as F
 from hisci.models.ui import Widget
 
 from . import widgets as W
@@ -113,14 +113,13 @@ def form_body(plugin: Plugin, lang: str = "en", values: dict[str, Any] | None = 
     """The field grid of a form (what "Load example" replaces)."""
     lang = norm_lang(lang)
     params = copy.deepcopy(values) if values is not None else default_values(plugin)
-    context = prime(plugin, form_context(params))
+    state = F.judge(plugin.ui, params)
     example_tables = {}
     for example in plugin.params.examples[:1]:
         example_tables = dict(example.get("textarea") or {})
     groups: dict[str, list[Any]] = {"data": [], "dataArg": [], "extra": [], "general": []}
     for section, key, widget in field_list(plugin):
-        groups[section].append(_field(plugin, section, key, widget, params, context, lang,
-                                      example_tables))
+        groups[section].append(_field(section, key, widget, params, state, lang, example_tables))
     titles = {"data": t("form.inputs", lang), "dataArg": t("form.columns", lang),
               "extra": t("form.parameters", lang), "general": t("form.general", lang)}
     return [html.Fieldset(className=f"hs-group hs-group-{s}", children=[
@@ -128,8 +127,8 @@ def form_body(plugin: Plugin, lang: str = "en", values: dict[str, Any] | None = 
         for s, children in groups.items() if children]
 
 
-def _field(plugin: Plugin, section: str, key: str, widget: Widget, params: dict[str, Any],
-           context: dict[str, Any], lang: str, example_tables: dict[str, str]) -> Any:
+def _field(section: str, key: str, widget: Widget, params: dict[str, Any],
+           state: F.FormState, lang: str, example_tables: dict[str, str]) -> Any:
     if section == "data" and widget.type == "hiplot-textarea":
         value = (params.get("textarea") or {}).get(key, "")
     else:
@@ -141,14 +140,14 @@ def _field(plugin: Plugin, section: str, key: str, widget: Widget, params: dict[
         example_table=example_tables.get(key, ""))
     if section == "dataArg":
         table = key.partition("/")[0]
-        header = context["tableHeader"].get(table, [])
+        header = state.context["tableHeader"].get(table, [])
         widget = widget.model_copy(update={"items": _without(header, widget.prop("blackItems"))})
         spec.widget = widget
     elif spec.dynamic_items:
-        computed = _items(widget, context)
+        computed = state.items(widget)
         if computed is not None:
             spec.widget = widget.model_copy(update={"items": computed})
-    shown = visible(widget, context, section) if section != "dataArg" else True
+    shown = state.is_shown(section, key)
     title = label(widget.label, lang, fallback=key.replace("/", " "))
     required = " *" if widget.required else ""
     children = []
@@ -156,55 +155,18 @@ def _field(plugin: Plugin, section: str, key: str, widget: Widget, params: dict[
         children.append(html.Label(title + required, className="hs-label"))
     children += [W.render(spec), html.Div(id=W.fid(ERROR, section, key), className="hs-error")]
     return html.Div(children, id=W.fid(WRAP, section, key),
-                    className=wrap_class(widget, context),
+                    className=wrap_class(widget, state),
                     style={} if shown else {"display": "none"},
                     **{"data-field": f"{section}/{key}", "data-type": widget.type})
 
 
-def wrap_class(widget: Widget, context: dict[str, Any]) -> str:
-    css = widget.css_class or DEFAULT_CLASS
-    func = widget.prop("class_func")
-    if isinstance(func, str) and func.strip():
-        try:
-            value = evaluate(func, context)
-            if isinstance(value, str) and value.strip():
-                css = value
-        except ExpressionError:
-            pass
-    return "hs-col " + css
+def wrap_class(widget: Widget, state: F.FormState) -> str:
+    return "hs-col " + state.css_class(widget, DEFAULT_CLASS)
 
 
 def _without(items: Iterable[Any], black: Any) -> list[Any]:
     black = set(black or [])
     return [i for i in items if i not in black]
-
-
-def _items(widget: Widget, context: dict[str, Any]) -> list[Any] | None:
-    func = widget.prop("items_func")
-    try:
-        value = evaluate(func, context)
-    except ExpressionError:
-        return None
-    if isinstance(value, list):
-        return value
-    return None if value is None else [value]
-
-
-def prime(plugin: Plugin, context: dict[str, Any]) -> dict[str, Any]:
-    """Evaluate every ``items_func`` once, in form order, before any ``if_func``: Hiplot's
-    helpers leave state behind (``retriveUniqueLine`` sets ``this.unique_line``)."""
-    for _, _, widget in field_list(plugin):
-        if widget.prop("items_func"):
-            _items(widget, context)
-    return context
-
-
-def _max(widget: Widget, context: dict[str, Any]) -> float | None:
-    try:
-        value = evaluate(widget.prop("max_func"), context)
-    except ExpressionError:
-        return None
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def build_form(plugin: Plugin, lang: str = "en", values: dict[str, Any] | None = None,
@@ -336,9 +298,9 @@ def collect(plugin: Plugin, values: dict[tuple[str, str], Any],
         request["dataArg"][table] = [{"value": items[i]} for i in sorted(items)]
     request = {s: v for s, v in request.items() if v}
     params = plugin.params.fill_defaults(request)
-    context = prime(plugin, form_context(params, files=_file_texts(files)))
-    for key, widget in plugin.ui.extra.items():
-        if key in request.get("extra", {}) and not visible(widget, context, "extra"):
+    shown = F.judge(plugin.ui, params, files=_file_texts(files)).shown["extra"]
+    for key in plugin.ui.extra:
+        if key in request.get("extra", {}) and key not in shown:
             del request["extra"][key]
     return request, params
 
@@ -361,15 +323,16 @@ def problem_target(pointer: str, known: set[tuple[str, str]]) -> tuple[str, str]
     return (section, key) if (section, key) in known else None
 
 
-def check(plugin: Plugin, request: dict[str, Any], live_inputs: tuple[str, ...] = ()
-          ) -> tuple[dict[tuple[str, str], list[str]], list[str]]:
-    """Validate with the plugin's own ``validate_request``: (field errors, form errors).
+def check(plugin: Plugin, request: dict[str, Any], files: dict[str, str] | None = None,
+          live_inputs: tuple[str, ...] = ()) -> tuple[dict[tuple[str, str], list[str]], list[str]]:
+    """Validate with the plugin's own ``validate_request`` (given the uploaded files' texts,
+    so the server judges visibility as this form does): (field errors, form errors).
     ``live_inputs`` come from a live source, so they need no file."""
     known = {(s, k) for s, k, _ in field_list(plugin)}
     field_errors: dict[tuple[str, str], list[str]] = {}
     form_errors: list[str] = []
     try:
-        plugin.validate_request(request, live_inputs=live_inputs)
+        plugin.validate_request(request, files=files if files is not None else {}, live_inputs=live_inputs)
     except HisciError as exc:
         for problem in exc.problems:
             target = problem_target(problem.pointer, known)
@@ -449,19 +412,20 @@ def register_form_callbacks(app: Any, resolve: Resolver,
             tables[data_item["id"]["key"]] = (col_item.get("value"), data_item.get("value"))
         files = {item["id"]["key"]: item.get("value") for item in inputs[5]}
         request, params = collect(plugin, values, tables, files)
-        context = prime(plugin, form_context(params, files=_file_texts(files)))
+        state = F.judge(plugin.ui, params, files=_file_texts(files))
+        context = state.context
         widgets = {(s, k): w for s, k, w in field_list(plugin)}
 
         styles, classes = [], []
         for item in outputs[0]:
             target = (item["id"]["sec"], item["id"]["key"])
             widget = widgets.get(target)
-            shown = widget is None or target[0] == "dataArg" or visible(widget, context, target[0])
+            shown = widget is None or state.is_shown(*target)
             styles.append({} if shown else {"display": "none"})
-            classes.append(wrap_class(widget, context) if widget else "hs-col " + DEFAULT_CLASS)
+            classes.append(wrap_class(widget, state) if widget else "hs-col " + DEFAULT_CLASS)
 
         live_inputs = tuple(n for part in ("watch", "zmq", "bluesky") for n in ((live or {}).get(part) or {}))
-        field_errors, form_errors = check(plugin, request, live_inputs)
+        field_errors, form_errors = check(plugin, request, _file_texts(files), live_inputs)
         errors = []
         for item in outputs[2]:
             messages = field_errors.get((item["id"]["sec"], item["id"]["key"]), [])
@@ -478,7 +442,7 @@ def register_form_callbacks(app: Any, resolve: Resolver,
                 header = context["tableHeader"].get(key.partition("/")[0], [])
                 items = _without(header, widget.prop("blackItems"))
             else:
-                items = _items(widget, context)
+                items = state.items(widget)
                 if items is None:
                     items = widget.items or []
             new = W.options(items)
@@ -492,7 +456,7 @@ def register_form_callbacks(app: Any, resolve: Resolver,
         maxes = []
         for item in outputs[4]:
             widget = widgets.get((item["id"]["sec"], item["id"]["key"]))
-            value = _max(widget, context) if widget is not None else None
+            value = state.maximum(widget) if widget is not None else None
             maxes.append(value if value is not None else (widget.max if widget and widget.max else 100))
 
         swatches = []

@@ -87,6 +87,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "preview.upload": ("Or drop meta.json, data.json, ui.json (or a zip of the folder)",
                        "或拖入 meta.json、data.json、ui.json（或文件夹的 zip）"),
     "preview.problems": ("Problems", "问题"),
+    "preview.warnings": ("Warnings (tolerated, as in Hiplot)", "警告（按 Hiplot 的做法容许）"),
+    "cat.warnings": ("{n} warning(s)", "{n} 个警告"),
     "preview.no_problems": ("No problems: the plugin is valid.", "没有问题：插件有效。"),
     "preview.form": ("Live form", "实时表单"),
     "preview.schema": ("Derived parameter schema", "参数 Schema"),

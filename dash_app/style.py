@@ -65,6 +65,7 @@ a{color:var(--hs-accent)}
 .hs-tag{display:inline-block;background:#e7f5ff;color:var(--hs-accent);border-radius:10px;padding:1px 8px;margin:0 4px 4px 0;font-size:12px}
 .hs-badge{display:inline-block;border-radius:10px;padding:1px 9px;font-size:12px;font-weight:600;background:#e9ecef}
 .hs-badge-invalid,.hs-badge-failed{background:#ffe3e3;color:var(--hs-bad)}
+.hs-badge-warning{background:#fff4d6;color:#8a5a00;cursor:pointer}
 .hs-badge-succeeded{background:#d3f9d8;color:var(--hs-good)}
 .hs-badge-running{background:#d0ebff;color:var(--hs-accent)}
 .hs-badge-queued,.hs-badge-cancelled{background:#f1f3f5;color:#495057}

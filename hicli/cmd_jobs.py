@@ -28,14 +28,15 @@ FINISHED = ("succeeded", "failed", "cancelled")
 @live_options
 @handle_errors
 def submit_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[str, ...],
-               params_file: Path | None, example: bool, example_index: int, wait: bool, live: bool,
-               watch: tuple[str, ...], zmq: tuple[str, ...], bluesky: tuple[str, ...], until: int | None,
-               idle: float | None, live_set: tuple[str, ...]) -> None:
+               input_files: tuple[str, ...], params_file: Path | None, example: bool, example_index: int,
+               wait: bool, live: bool, watch: tuple[str, ...], zmq: tuple[str, ...], bluesky: tuple[str, ...],
+               until: int | None, idle: float | None, live_set: tuple[str, ...]) -> None:
     """Submit a job to the service; prints the job id alone on stdout. With --live the
     folders and addresses are the worker's (it watches them, not this machine)."""
     plugin = Registry.discover().get(plugin_id)
     live_spec = assemble_live(live, watch, zmq, bluesky, until, idle, live_set)
-    request, inputs = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index)
+    request, inputs = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index,
+                                       input_files)
     if live_spec:
         request["live"] = live_spec
     client = Client()

@@ -28,7 +28,8 @@ def list_cmd(as_json: bool, lang: str) -> None:
     for plugin in sorted(registry, key=lambda p: p.id):
         card = plugin.summary(lang)
         where = card["queue"] or "-"
-        click.echo(f"{plugin.id:<22} {card['version']:<8} {where:<4} {card['name']}")
+        mark = f"  [{len(plugin.warnings)} warning(s): hicli validate {plugin.folder}]" if plugin.warnings else ""
+        click.echo(f"{plugin.id:<22} {card['version']:<8} {where:<4} {card['name']}{mark}")
     for rejected in registry.problems:
         click.echo(f"{rejected.id:<22} INVALID  {rejected.error.message} "
                    f"(hicli validate {rejected.folder})", err=True)
@@ -76,20 +77,28 @@ def _constraint(prop: dict) -> str:
 
 @click.command("validate")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--strict", is_flag=True, help="Treat warnings (quirks Hiplot tolerates) as errors: exit 1.")
 @handle_errors
-def validate_cmd(paths: tuple[Path, ...]) -> None:
-    """Validate plugin folders (or folders of them); print every problem; exit 1 if any."""
-    failed = 0
+def validate_cmd(paths: tuple[Path, ...], strict: bool) -> None:
+    """Validate plugin folders (or folders of them); print every problem and warning.
+
+    Exit 1 if a folder is invalid (or, with --strict, has warnings).
+    """
+    failed = warned = 0
     for folder in _plugin_folders(paths):
         try:
             plugin = load_plugin(folder)
-            click.echo(f"ok      {plugin.id} ({folder})")
         except HisciError as err:
             failed += 1
             click.echo(f"invalid {folder.name} ({folder}):")
             for problem in err.problems:
                 click.echo(f"  - {problem}")
-    if failed:
+            continue
+        warned += bool(plugin.warnings)
+        click.echo(f"{'warn' if plugin.warnings else 'ok':<7} {plugin.id} ({folder})")
+        for problem in plugin.warnings:
+            click.echo(f"  ~ {problem}")
+    if failed or (strict and warned):
         raise SystemExit(1)
 
 

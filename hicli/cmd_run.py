@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from hisci import Registry, run_plugin
-from hisci.assignments import parse_assignments
+from hisci.assignments import assign_files, parse_assignments
 from hisci.errors import InputError
 from hisci.plugin import Plugin
 from hisci.runner import RunResult, build_request
@@ -28,6 +28,9 @@ def request_options(func: Any) -> Any:
                      help="Set a parameter, e.g. --set extra.alpha=0.5 (lists: a,b,c)."),
         click.option("--input", "input_pairs", multiple=True, metavar="NAME=PATH",
                      help="An input file; repeat a name for multi-file inputs."),
+        click.option("-i", "input_files", multiple=True, metavar="FILE",
+                     help="An input file for the plugin's single required input (or the one input "
+                          "whose extensions match); repeatable."),
         click.option("--params", "params_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      help="A JSON request (Hiplot params or {extra: ...})."),
         click.option("--example", "example", is_flag=True, help="Start from the plugin's exampleData."),
@@ -73,8 +76,8 @@ def assemble_live(live: bool, watch: tuple[str, ...], zmq: tuple[str, ...], blue
 
 
 def assemble_request(plugin: Plugin, assignments: tuple[str, ...], input_pairs: tuple[str, ...],
-                     params_file: Path | None, example: bool, example_index: int
-                     ) -> tuple[dict[str, Any], dict[str, list[str]]]:
+                     params_file: Path | None, example: bool, example_index: int,
+                     input_files: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, list[str]]]:
     request: dict[str, Any] = {}
     if params_file:
         try:
@@ -96,6 +99,8 @@ def assemble_request(plugin: Plugin, assignments: tuple[str, ...], input_pairs: 
                 f"unknown input {name!r}{did_you_mean(name, plugin.ui.data)}; inputs: "
                 f"{', '.join(plugin.ui.data)}", param_hint="--input")
         inputs.setdefault(name, []).append(path)
+    for name, paths in assign_files(plugin, list(input_files)).items():
+        inputs.setdefault(name, []).extend(paths)
     request = build_request(plugin, request, inputs=_single(inputs, plugin), example=example,
                             example_index=example_index)
     return request, inputs
@@ -114,13 +119,14 @@ def _single(inputs: dict[str, list[str]], plugin: Plugin) -> dict[str, Any]:
 @live_options
 @handle_errors
 def run_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[str, ...],
-            params_file: Path | None, example: bool, example_index: int, output_dir: Path,
-            quiet: bool, live: bool, watch: tuple[str, ...], zmq: tuple[str, ...], bluesky: tuple[str, ...],
-            until: int | None, idle: float | None, live_set: tuple[str, ...]) -> None:
+            input_files: tuple[str, ...], params_file: Path | None, example: bool, example_index: int,
+            output_dir: Path, quiet: bool, live: bool, watch: tuple[str, ...], zmq: tuple[str, ...],
+            bluesky: tuple[str, ...], until: int | None, idle: float | None, live_set: tuple[str, ...]) -> None:
     """Run a plugin locally; results, figures and log go to OUTPUT."""
     plugin = Registry.discover().get(plugin_id)
     live_spec = assemble_live(live, watch, zmq, bluesky, until, idle, live_set)
-    request, _ = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index)
+    request, _ = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index,
+                                  input_files)
     with progress_bar(not quiet and sys.stderr.isatty(), plugin.id) as bar, stop_on_signals(bool(live_spec)) as stop:
         result = run_plugin(plugin, request, output_dir=output_dir, progress=bar, live=live_spec,
                             stop_event=stop)

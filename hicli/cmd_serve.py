@@ -59,8 +59,10 @@ def serve_cmd(host: str, port: int, data_dir: str | None, workers: int, https: b
     click.echo(f"redis: {redacted(settings.redis_url)}   data: {settings.data_dir.resolve()}")
     for problem in registry.problems:
         click.echo(f"invalid plugin {problem.id}: {problem.error.message}", err=True)
+    app = create_app(settings, registry, service)
+    _mount_web(app, settings, registry, service)
     try:
-        uvicorn.run(create_app(settings, registry, service), host=host, port=port, log_level="warning")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         for proc in procs:
             proc.terminate()
@@ -71,6 +73,15 @@ def serve_cmd(host: str, port: int, data_dir: str | None, workers: int, https: b
                 proc.kill()
         if redis:
             redis.stop()
+
+
+def _mount_web(app, settings: Settings, registry: Registry, service) -> None:
+    try:
+        from dash_app import mount_web
+    except ImportError as exc:  # the web extra is not installed
+        click.echo(f"web app not mounted ({exc}); the API serves /api/v1", err=True)
+        return
+    mount_web(app, settings, registry, service)
 
 
 @click.command("worker")

@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from hisci.errors import HisciError
+from hisci.errors import HisciError, Problem, UnknownPluginError
+from hisci.runner import OUTPUT_POINTER
 
 #: Documented exit codes (README, "Exit codes").
 EXIT_OK = 0
@@ -20,9 +21,43 @@ EXIT_SERVICE = 4      # the service could not be reached or refused the request
 EXIT_INTERNAL = 70    # a bug in hisci itself
 
 
+def cli_hints(error: HisciError) -> list[str]:
+    """What to type, for the problems core describes neutrally (by pointer and error type)."""
+    hints: list[str] = []
+
+    def add(text: str) -> None:
+        if text not in hints:
+            hints.append(text)
+
+    if isinstance(error, UnknownPluginError):
+        add(f"hicli validate {error.file}" if error.file else "hicli list shows the plugins")
+    for problem in error.problems:
+        hint = _problem_hint(problem)
+        if hint:
+            add(hint)
+    return hints
+
+
+def _problem_hint(problem: Problem) -> str:
+    parts = problem.pointer.split("/")
+    if problem.pointer == OUTPUT_POINTER:
+        return "choose another folder with -o"
+    if problem.pointer == "/data" and isinstance(problem.allowed, list) and problem.allowed:
+        return "name the input: " + " or ".join(f"--input {name}={problem.given or 'PATH'}"
+                                                for name in problem.allowed)
+    if len(parts) == 3 and parts[1] == "data" and problem.given is None:
+        return f"pass --input {parts[2]}=PATH"
+    if len(parts) == 3 and parts[1] == "extra":
+        return f"set it with --set extra.{parts[2]}=VALUE"
+    return ""
+
+
 def report(error: HisciError | str, debug: bool = False) -> None:
     text = str(error)
     click.echo(f"error: {text}", err=True)
+    if isinstance(error, HisciError):
+        for hint in cli_hints(error):
+            click.echo(f"  hicli: {hint}", err=True)
     if debug and sys.exc_info()[0] is not None:
         import traceback
 

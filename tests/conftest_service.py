@@ -117,7 +117,7 @@ def api(service: JobService, service_settings: Settings) -> Iterator:
 
     from hisci.api import create_app
 
-    app = create_app(service_settings, service.registry, service, with_web=False)
+    app = create_app(service_settings, service.registry, service)
     with TestClient(app) as client:
         yield client
 
@@ -151,10 +151,12 @@ def live_service(service: JobService, service_settings: Settings, tokens: Users,
     """The full app (API + web when importable) under uvicorn in a thread, plus one cpu worker."""
     import uvicorn
 
+    from dash_app import mount_web
     from hisci.api import create_app
 
     port = free_port()
     app = create_app(service_settings, service.registry, service)
+    mount_web(app, service_settings, service.registry, service)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -28,7 +28,7 @@ def test_show_prints_parameters_with_constraints(cli) -> None:
     result = cli.invoke(hicli, ["show", "table_plot"])
     assert result.exit_code == 0
     assert 'chart_type           default="scatter"  one of scatter, line, bar, box' in result.output
-    assert "opacity              default=0.8  number in [0.1, 1.0]" in result.output
+    assert "opacity              default=0.8  number in [0.1, 1]" in result.output
 
 
 def test_validate_samples_ok_and_broken_exit_1(cli, plugin_copy) -> None:
@@ -119,3 +119,27 @@ def test_hiplot_example_flag(cli, tmp_path) -> None:
         os.chdir(cwd)
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "hw" / "result.json").read_text())["traces"] == 3
+
+
+def test_cli_adds_its_own_hint_to_a_neutral_core_error(cli, tmp_path):
+    result = cli.invoke(hicli, ["run", "table_plot", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "give a file for input 'datTable'" in result.output
+    assert "hicli: pass --input datTable=PATH" in result.output
+
+
+def test_run_dash_i_fills_the_single_required_input(cli, tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text("x,y\n1,2\n2,4\n3,5\n")
+    result = cli.invoke(hicli, ["run", "table_plot", "-i", str(table), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert '"rows": 3' in result.output
+
+
+def test_run_dash_i_that_fits_several_inputs_names_the_input_forms(cli, tmp_path):
+    frame = tmp_path / "frame.h5"
+    frame.write_bytes(b"")
+    result = cli.invoke(hicli, ["run", "pdf", "-i", str(frame), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "fits 3 inputs (image, background, dark)" in result.output
+    assert f"--input image={frame} or --input background={frame} or --input dark={frame}" in result.output

@@ -7,16 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hisci.expressions import (
-    ExpressionError,
-    active_fields,
-    check_expression,
-    check_ui_expressions,
-    evaluate,
-    form_context,
-    prune_hidden,
-    visible,
-)
+from hisci.expressions import ExpressionError, check_expression, check_ui_expressions, evaluate
+from hisci.form import active_fields, form_context, prune_hidden, visible
 
 SAMPLES = Path(__file__).parent / "data" / "hiplot-samples"
 

@@ -151,7 +151,7 @@ def test_redis_restart_keeps_records_and_service_recovers(tmp_path, service_sett
         settings = service_settings.model_copy(update={"redis_url": server.url})
         service = JobService(settings, Registry.discover(settings), Redis.from_url(server.url))
         start_worker(settings=settings)
-        with TestClient(create_app(settings, service.registry, service, with_web=False)) as api:
+        with TestClient(create_app(settings, service.registry, service)) as api:
             queued = submit(api, tokens.alice, "slow_plugin", {"extra": {"seconds": 0.1}})
             wait_status(api, tokens.alice, queued["id"], "succeeded")
             server.stop()

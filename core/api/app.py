@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -28,8 +27,9 @@ log = logging.getLogger("hisci.api")
 
 
 def create_app(settings: Settings, registry: Registry, service: JobService | None = None,
-               *, with_reaper: bool = True, with_web: bool = True) -> FastAPI:
-    """The API under /api/v1 (OpenAPI at /docs) and, when dash_app is installed, the web app at /."""
+               *, with_reaper: bool = True) -> FastAPI:
+    """The API under /api/v1 (OpenAPI at /docs). A front end may mount itself on it
+    (``hicli serve`` mounts the web app at / with ``dash_app.mount_web``)."""
     service = service or JobService(settings, registry)
 
     @asynccontextmanager
@@ -51,8 +51,6 @@ def create_app(settings: Settings, registry: Registry, service: JobService | Non
     _api_fallback(app)
     links.install(app)
     app.add_middleware(RequestLimits, service=service, prefix=API_PREFIX)
-    if with_web:
-        _mount_web(app, settings, registry, service)
     return app
 
 
@@ -73,22 +71,3 @@ def _api_fallback(app: FastAPI) -> None:
                                 status_code=405, headers={"Allow": ", ".join(allowed)})
         return JSONResponse(errors.error_body("not_found", f"no API endpoint {path}; see /docs"), status_code=404)
 
-
-def _mount_web(app: FastAPI, settings: Settings, registry: Registry, service: JobService) -> None:
-    try:
-        from dash_app import create_dash_app
-    except ImportError as exc:
-        log.warning("web app not mounted (%s); the API still serves /api/v1", exc)
-        return
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fine for Dash's plain WSGI app
-        from starlette.middleware.wsgi import WSGIMiddleware
-
-    try:
-        dash: Any = create_dash_app(settings, registry, service)
-    except Exception:  # noqa: BLE001 - a broken web app must not take the API down
-        log.exception("web app failed to start; the API still serves /api/v1")
-        return
-    app.mount("/", WSGIMiddleware(dash.server))

@@ -62,6 +62,10 @@ def card(env: Any, plugin: Any, lang: str) -> Any:
                                   dcc.Markdown(info["citation"], className="hs-muted")]))
     if not plugin.runnable:
         rows.append(html.Span(t("cat.not_runnable", lang), className="hs-badge"))
+    if plugin.warnings:
+        rows.append(html.Details([html.Summary(t("cat.warnings", lang, n=len(plugin.warnings)),
+                                               className="hs-badge hs-badge-warning"),
+                                  problem_list(list(plugin.warnings))]))
     rows.append(html.Div([
         dcc.Link(t("cat.open", lang), href=env.href(f"/plugins/{plugin.id}"), className="hs-btn-small"),
         " ",

@@ -113,7 +113,7 @@ class PreviewCache:
             plugin = _lenient(folder, plugin_id)
         problems += _expression_problems(folder, problems)
         return {"key": key, "plugin": plugin, "problems": problems, "folder": folder,
-                "valid": not problems}
+                "valid": not problems, "warnings": list(plugin.warnings) if plugin and not problems else []}
 
 
 def _guess_id(texts: dict[str, str]) -> str:
@@ -364,6 +364,9 @@ def register(app: Any, env: Any) -> None:
         summary = (problem_list(problems) if problems
                    else html.Div(t("preview.no_problems", lang), className="hs-badge hs-badge-succeeded",
                                  id="hs-pv-valid"))
+        if entry["warnings"]:
+            summary = html.Div([summary, html.H4(t("preview.warnings", lang)), problem_list(entry["warnings"])],
+                               id="hs-pv-warnings")
         plugin = entry["plugin"]
         if plugin is None:
             return summary, html.Div("—", className="hs-muted"), ""

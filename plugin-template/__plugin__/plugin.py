@@ -9,6 +9,7 @@ keeps in result.json. The same ``run`` works in ``hicli run``, a job worker and
 from __future__ import annotations
 
 import numpy
+
 from hisci import InputError, RunContext
 
 from .algorithm import find_peak
@@ -28,11 +29,9 @@ def run(ctx: RunContext) -> dict:
     x, y = _read_spectrum(ctx.input("spectrum"))
     extra = ctx.params["extra"]
     ctx.progress(0.2, f"read {x.size} samples")
-    try:
-        peak = find_peak(x, y, window=int(extra["window"]), subtract_baseline=extra["subtract_baseline"],
+    with ctx.field("/extra"):  # a ValueError names the parameter; it becomes an InputError there
+        peak = find_peak(x, y, window=extra["window"], subtract_baseline=extra["subtract_baseline"],
                          polarity=extra["polarity"], xp=ctx.xp)
-    except ValueError as exc:  # the function's message names the parameter and what is allowed
-        raise InputError(str(exc), pointer="/extra") from None
     ctx.progress(0.7, "saving outputs")
     ctx.save_array("corrected.npy", numpy.vstack([numpy.sort(x), peak.smoothed, peak.baseline]),
                    {"rows": ["x", "smoothed", "baseline"]})

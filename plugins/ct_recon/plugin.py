@@ -7,15 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from hisci import InputError, RunContext
+
 from .figures import centre_figure, sinogram_figure, slices_figure
 from .pipeline import ReconOptions, reconstruct_scan, tomopy_available
 from .scanio import ScanError, VolumeWriter, open_scan
-
-
-def _input_error(message: str, **kw: Any) -> Exception:
-    from hisci.errors import InputError
-
-    return InputError(message, **kw)
 
 
 def parse_rows(text: Any, n_rows: int) -> tuple[int, int]:
@@ -58,12 +54,12 @@ def parse_center(text: Any, n_cols: int) -> float | str:
     return value
 
 
-def run(ctx: Any) -> dict[str, Any]:
+def run(ctx: RunContext) -> dict[str, Any]:
     extra = ctx.params["extra"]
     path = ctx.input("scan")
-    algorithm = extra.get("algorithm", "gridrec")
+    algorithm = extra["algorithm"]
     if algorithm == "tomopy_gridrec" and not tomopy_available():
-        raise _input_error(
+        raise InputError(
             "algorithm 'tomopy_gridrec' needs TomoPy, which is not installed on this worker "
             "(TomoPy is not on PyPI)",
             pointer="/extra/algorithm", given=algorithm, allowed=["gridrec", "fbp", "sirt", "cgls"],
@@ -71,34 +67,26 @@ def run(ctx: Any) -> dict[str, Any]:
         )
     ctx.progress(0.0, f"opening {path.name}")
     try:
-        scan = open_scan(path, require_flats=bool(extra.get("normalize", True)))
+        scan = open_scan(path, require_flats=bool(extra["normalize"]))
     except ScanError as exc:
-        raise _input_error(str(exc), file=path.name, pointer=exc.dataset, hint=exc.hint) from None
+        raise InputError(str(exc), file=path.name, pointer=exc.dataset, hint=exc.hint) from None
     with scan:
         for note in scan.notes:
             ctx.logger.warning(note)
-        try:
-            rows = parse_rows(extra.get("rows", "all"), scan.n_rows)
-        except ValueError as exc:
-            raise _input_error(str(exc), pointer="/extra/rows", given=extra.get("rows")) from None
-        try:
-            center = parse_center(extra.get("center", "auto"), scan.n_cols)
-        except ValueError as exc:
-            raise _input_error(
-                str(exc), pointer="/extra/center", given=extra.get("center"),
-                hint="give the rotation axis in detector pixels (pixel k centred at k) or 'auto'",
-            ) from None
+        with ctx.field("rows") as text:
+            rows = parse_rows(text, scan.n_rows)
+        with ctx.field("center", hint="give the rotation axis in detector pixels (pixel k centred at k) "
+                       "or 'auto'") as text:
+            center = parse_center(text, scan.n_cols)
         opts = ReconOptions(
-            rows=rows, center=center, algorithm=algorithm,
-            filter_name=extra.get("filter", "shepp"), n_iter=int(extra.get("n_iter", 0)) or None,
-            normalize=bool(extra.get("normalize", True)),
-            flat_interpolation=bool(extra.get("flat_interpolation", False)),
-            stripe_method=extra.get("stripe", "none"), stripe_size=int(extra.get("stripe_size", 21)),
-            pad_mode=extra.get("pad_mode", "edge"), circle_mask=bool(extra.get("circle_mask", True)),
-            memory_budget_gb=float(extra.get("memory_budget_gb", 4)),
+            rows=rows, center=center, algorithm=algorithm, filter_name=extra["filter"],
+            n_iter=extra["n_iter"] or None, normalize=bool(extra["normalize"]),
+            flat_interpolation=bool(extra["flat_interpolation"]), stripe_method=extra["stripe"],
+            stripe_size=extra["stripe_size"], pad_mode=extra["pad_mode"],
+            circle_mask=bool(extra["circle_mask"]), memory_budget_gb=float(extra["memory_budget_gb"]),
         )
         out_h5 = ctx.output_dir / "recon.h5"
-        tiff = ctx.output_dir / "recon.tif" if extra.get("save_tiff") else None
+        tiff = ctx.output_dir / "recon.tif" if extra["save_tiff"] else None
 
         def writer(shape: tuple[int, int, int], centre: float) -> VolumeWriter:
             attrs = {
@@ -120,10 +108,8 @@ def run(ctx: Any) -> dict[str, Any]:
             "scan %s: %s, %d projections, %d rows x %d columns", path.name, scan.layout,
             scan.n_proj, scan.n_rows, scan.n_cols,
         )
-        try:
+        with ctx.field("/data/scan", file=path):
             result = reconstruct_scan(scan, writer, opts, xp=ctx.xp, progress=ctx.progress)
-        except ValueError as exc:
-            raise _input_error(str(exc), file=path.name) from None
         theta_deg = np.rad2deg(scan.theta)
 
     ctx.progress(0.96, "figures")
@@ -141,7 +127,7 @@ def run(ctx: Any) -> dict[str, Any]:
         "algorithm": opts.algorithm,
         "filter": opts.filter_name,
         "backend": result.backend,
-        "on_gpu": bool(getattr(ctx, "on_gpu", False)),
+        "on_gpu": ctx.on_gpu,
         "seconds": round(result.seconds, 3),
         "seconds_per_slice": round(result.seconds_per_slice, 4),
         "units": "attenuation per pixel",

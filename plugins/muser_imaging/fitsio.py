@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -166,3 +167,58 @@ def write_uvfits(
     path = Path(path)
     hdu.writeto(path, overwrite=True)
     return path
+
+
+def write_batch_fits(folder: Path, result: Any) -> list[Path]:
+    """``dirty_<pol>.fits`` and ``clean_<pol>.fits`` of one imaged batch (one HDU per channel).
+
+    Parameters
+    ----------
+    folder : the batch's output folder.
+    result : a :class:`~.pipeline.BatchResult` with images.
+    """
+    from .dataset import parse_utc
+
+    s = result.summary
+    eph = next(iter(s["ephemeris"].values()))
+    written = []
+    for kind, cube in (("dirty", result.dirty), ("clean", result.restored)):
+        if cube is None:
+            continue
+        for pi, pol in enumerate(s["polarizations"]):
+            hdus = []
+            for ci, ch in enumerate(s["channels"]):
+                if np.isnan(cube[pi, ci]).all():
+                    continue
+                e = s["ephemeris"].get(str(ch // 16), eph)
+                beam = s["beam"][ci]
+                hdus.append(image_hdu(
+                    cube[pi, ci], cell_arcsec=s["cell_arcsec"][ci], freq_hz=s["freq_hz"][ci],
+                    time=parse_utc(e["utc"]), sun_ra_deg=e["sun_ra_deg"],
+                    sun_dec_deg=e["sun_dec_deg"], polarization=pol,
+                    beam=(beam["bmaj_arcsec"], beam["bmin_arcsec"], beam["bpa_deg"])
+                    if beam and kind == "clean" else None,
+                    name=f"CH{ch:02d}"))
+            if hdus:
+                written.append(write_image_fits(Path(folder) / f"{kind}_{pol}.fits", hdus))
+    return written
+
+
+def write_batch_uvfits(folder: Path, result: Any) -> Path:
+    """``vis.uvfits``: the batch's calibrated visibilities, all 64 channels, LL and RR."""
+    from . import frames as F
+    from .dataset import parse_utc
+
+    vis = np.zeros((F.N_BASELINES, 64, 2), np.complex64)
+    wgt = np.zeros((F.N_BASELINES, 64, 2), np.float32)
+    uvw0 = None
+    for b, (uvw, v, valid) in sorted(result.calibrated.items()):
+        uvw0 = uvw if uvw0 is None else uvw0
+        for p in (0, 1):
+            ok = ~np.isnan(v[p]).any(axis=1)
+            vis[:, 16 * b:16 * b + 16, p] = np.nan_to_num(v[p]).T
+            wgt[:, 16 * b:16 * b + 16, p] = (valid[:, None] & ok[None, :])
+    e = next(iter(result.summary["ephemeris"].values()))
+    return write_uvfits(Path(folder) / "vis.uvfits", uvw_metres=uvw0, ant1=F.ANT1, ant2=F.ANT2, vis=vis,
+                        weights=wgt, freq0_hz=F.all_frequencies()[0], dfreq_hz=25e6,
+                        time=parse_utc(e["utc"]), sun_ra_deg=e["sun_ra_deg"], sun_dec_deg=e["sun_dec_deg"])

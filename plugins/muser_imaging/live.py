@@ -8,7 +8,6 @@ The dataset input still gives the array, the calibrator loop, the ephemeris and 
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -16,8 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from hisci import InputError
+
 from . import frames as F
 from .dataset import Batch, DatasetError, open_dataset, parse_utc, read_frames, resolve_folder
+from .outputs import write_batch
 from .pipeline import PsfCache, process_batch, solve_calibration
 
 #: Pixels per side of the Stokes I thumbnail sent to the page.
@@ -68,18 +70,15 @@ def _run_live(ctx, scratch: Path) -> dict:
 
     extra = ctx.params["extra"]
     nthreads = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
-    config = batch_mode.config_from_params(extra, nthreads)
-    outputs = extra.get("output", ["npy"])
-    outputs = {outputs} if isinstance(outputs, str) else set(outputs)
+    config = batch_mode.read_config(ctx, nthreads)
+    outputs = {extra["output"]} if isinstance(extra["output"], str) else set(extra["output"])
     try:
         ds = open_dataset(resolve_folder(ctx.input("dataset"), scratch))
     except DatasetError as exc:
-        raise batch_mode._input_error(str(exc), file=exc.file or "", pointer="/data/dataset",
-                                      hint=exc.hint or "") from None
+        raise InputError(str(exc), file=exc.file or "", pointer="/data/dataset", hint=exc.hint or "") from None
     cal_report = read_frames(ds.files["calibrator"])
     calib = solve_calibration(cal_report.frames, ds.calibrator_flux)
-    (ctx.output_dir / "calibration.json").write_text(json.dumps(
-        {**calib.summary(), "dropped_frames": cal_report.dropped}, indent=1))
+    ctx.save_json("calibration.json", {**calib.summary(), "dropped_frames": cal_report.dropped})
     assembler = BatchAssembler(parse_utc(ds.observation["start_utc"]) if "start_utc" in ds.observation else None,
                                ds.cadence_s)
     cache = PsfCache(60.0)
@@ -93,13 +92,13 @@ def _run_live(ctx, scratch: Path) -> dict:
         seconds = time.perf_counter() - t0
         result.summary["latency_s"] = round(time.time() - arrived, 4)
         result.summary["seconds"] = round(seconds, 4)
-        batch_mode._write_batch(ctx, ds, result, config, outputs)
+        write_batch(ctx.output_dir, result, outputs)
         results.append(result.summary)
         published = {"batch": batch.index, "state": result.summary["state"], "time_utc": result.summary["time_utc"],
                      "seconds": round(seconds, 4)}
         if result.dirty is not None:
-            peaks = batch_mode._peak_spectrum(result)
-            stokes = batch_mode._stokes_i(result)
+            peaks = result.peak_spectrum()
+            stokes = result.stokes_i()
             dyn.append((result.summary, peaks))
             last_image = (result.summary, stokes)
             published.update(peak_jy=[None if not np.isfinite(p) else round(float(p), 4) for p in peaks],

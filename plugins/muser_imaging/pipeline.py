@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import time as _time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -154,6 +156,21 @@ class BatchResult:
     psfs: dict | None = None
     calibrated: dict | None = None  # band -> (uvw (780, 3), vis (2, 16, 780), valid (780,))
 
+    def stokes_i(self) -> np.ndarray:
+        """Stokes I cube (C, N, N) of the final images (restored, else dirty)."""
+        pols = self.summary["polarizations"]
+        img = self.restored if self.restored is not None else self.dirty
+        if "I" in pols:
+            return img[pols.index("I")]
+        if "L" in pols and "R" in pols:
+            return 0.5 * (img[pols.index("L")] + img[pols.index("R")])
+        return img[0]
+
+    def peak_spectrum(self) -> np.ndarray:
+        """Peak of the Stokes I image per channel (NaN where none)."""
+        with np.errstate(all="ignore"):
+            return np.array([np.nanmax(c) if not np.isnan(c).all() else np.nan for c in self.stokes_i()])
+
 
 def _image_many(items, npix, config, xp, w_correction, epsilon=None):
     """Dirty images for ``items`` = [(uvw_m, freq, vis, weights, cell_rad)], a list of
@@ -193,6 +210,200 @@ def _pmap(fn, jobs, nthreads):
         return list(pool.map(fn, jobs))
 
 
+class Stopwatch:
+    """Wall and CPU seconds per named section of a batch (the summary's timings_s/cpu_s)."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._start = (_time.perf_counter(), _time.process_time())
+
+    @contextmanager
+    def section(self, name: str, cpu_name: str | None = None):
+        t, c = _time.perf_counter(), _time.process_time()
+        try:
+            yield
+        finally:
+            self.wall[name] = _time.perf_counter() - t + self.wall.get(name, 0.0)
+            self.cpu[cpu_name or name] = _time.process_time() - c
+
+    def total(self) -> None:
+        self.wall["total"] = _time.perf_counter() - self._start[0]
+        self.cpu["total"] = _time.process_time() - self._start[1]
+
+
+@dataclass
+class Band:
+    """One band's calibrated data: uvw (780, 3) m, vis (2, 16, 780), valid (780,), time and Sun."""
+
+    uvw: np.ndarray
+    vis: np.ndarray
+    valid: np.ndarray
+    time: Any
+    ha: float
+    dec: float
+
+
+@dataclass
+class Psfs:
+    """PSFs and fitted beams per imaged channel, and the imaging weights."""
+
+    images: list = field(default_factory=list)
+    beams: list = field(default_factory=list)
+    index: dict = field(default_factory=dict)  # channel position -> index into images
+    weights: dict = field(default_factory=dict)  # channel position -> (780,) weights
+
+
+def batch_header(batch: Batch, config: ImagingConfig) -> dict:
+    """The summary fields known before any work: time, selection, grid, flags so far."""
+    return {
+        "batch": batch.index,
+        "time_utc": batch.time.isoformat() if batch.frames else None,
+        "polarizations": list(config.polarizations),
+        "channels": [int(c) for c in config.channels],
+        "freq_hz": config.freqs.tolist(),
+        "cell_arcsec": config.cells().tolist(),
+        "image_size": config.npix(),
+        "flags": {"problems": list(batch.problems), "missing_codes": batch.missing_codes},
+    }
+
+
+def flag_antennas(batch: Batch, calib: Calibration | None, config: ImagingConfig) -> dict[int, np.ndarray]:
+    """Validate: dead antennas per band (both polarisations flagged together), bands with frames."""
+    band_dead: dict[int, np.ndarray] = {}
+    for b in sorted({int(c) // 16 for c in config.channels}):
+        codes = [c for c in (2 * b, 2 * b + 1) if c in batch.frames]
+        if not codes:
+            continue
+        dead = dead_antennas([batch.frames[c] for c in codes])
+        if calib is not None and config.calibrate:
+            for c in codes:
+                dead |= calib.flagged[c]
+        band_dead[b] = dead
+    return band_dead
+
+
+def calibrate_bands(ds: Dataset, batch: Batch, calib: Calibration | None, config: ImagingConfig,
+                    band_dead: dict[int, np.ndarray]) -> dict[int, Band]:
+    """Apply the gains and compute uvw per band (at the band's first frame time)."""
+    bl = baseline_vectors(ds.antennas_enu, F.ANT1, F.ANT2)
+    per_band = {}
+    for b, dead in band_dead.items():
+        present = [c for c in (2 * b, 2 * b + 1) if c in batch.frames]
+        tb = min(batch.frames[c].time for c in present)
+        ha, dec = ds.ephemeris(tb)
+        uvw = uvw_m(bl, ds.lat_deg, ha, dec)
+        valid = ~(dead[F.ANT1] | dead[F.ANT2])
+        vis = np.full((2, F.N_CHANNELS, F.N_BASELINES), np.nan + 0j)
+        for c in present:
+            v = batch.frames[c].vis
+            if calib is not None and config.calibrate:
+                if c in calib.missing_codes:
+                    continue
+                v, ok = calibration.apply_gains(v, calib.gains[c])
+                valid = valid & ok.all(axis=0)
+            vis[c & 1] = v
+        per_band[b] = Band(uvw, vis, valid, tb, ha, dec)
+    return per_band
+
+
+def psfs_and_weights(per_band: dict[int, Band], config: ImagingConfig, cache: PsfCache, xp=np) -> Psfs:
+    """Imaging weights and the PSF (twice the image size) and beam of each channel, cached."""
+    npix, cells, freqs = config.npix(), config.cells(), config.freqs
+    rdt = np.float32 if config.single else np.float64
+    out = Psfs()
+    psf_of_chan, jobs = {}, []
+    psf_w = config.w_correction if config.psf_w_correction is None else config.psf_w_correction
+    for ci, ch in enumerate(int(c) for c in config.channels):
+        band = per_band.get(ch // 16)
+        if band is None:
+            continue
+        cell_rad = cell_radians(cells[ci])
+        wgt = imaging.visibility_weights(band.uvw, freqs[ci], band.valid, config.weighting, npix, cell_rad)
+        out.weights[ci] = wgt
+        key = (ch, npix, round(float(cells[ci]), 9), config.weighting, psf_w, band.valid.tobytes())
+        hit = cache.get(key, band.time.timestamp())
+        if hit is None:
+            jobs.append((ci, key, band.time.timestamp(), band.uvw, freqs[ci], wgt, cell_rad))
+        psf_of_chan[ci] = (key, hit)
+    psf_imgs = _image_many([(j[3], j[4], np.ones(len(j[3]), np.complex128), j[5], j[6])
+                            for j in jobs], 2 * npix, config, xp, psf_w, epsilon=config.psf_epsilon)
+    for (ci, key, t, *_), p in zip(jobs, psf_imgs):
+        p = np.ascontiguousarray(p, dtype=rdt)
+        beam = clean.fit_beam(p)
+        cache.put(key, t, (p, beam))
+        psf_of_chan[ci] = (key, (p, beam))
+    for ci, (_key, (p, beam)) in sorted(psf_of_chan.items()):
+        out.index[ci] = len(out.images)
+        out.images.append(p)
+        out.beams.append(beam)
+    return out
+
+
+def dirty_images(per_band: dict[int, Band], config: ImagingConfig, weights: dict, xp=np):
+    """Dirty image per (polarisation, channel).
+
+    Returns
+    -------
+    dirty : ndarray (P, C, N, N), NaN where no image could be made
+    jobs : list of (pol index, channel index, uvw, freq, vis, weights, cell_rad), one per image
+    missing : list of {"polarization", "channel", "reason"}
+    """
+    npix, cells, freqs = config.npix(), config.cells(), config.freqs
+    pols, chans = list(config.polarizations), [int(c) for c in config.channels]
+    dirty = np.empty((len(pols), len(chans), npix, npix), np.float32 if config.single else np.float64)
+    missing, jobs = [], []
+    for pi, pol in enumerate(pols):
+        for ci, ch in enumerate(chans):
+            b, k = ch // 16, ch % 16
+            if b not in per_band:
+                missing.append({"polarization": pol, "channel": ch, "reason": "no frame"})
+                continue
+            band = per_band[b]
+            v = {"L": band.vis[0, k], "R": band.vis[1, k], "I": 0.5 * (band.vis[0, k] + band.vis[1, k])}[pol]
+            if np.isnan(v).any():
+                missing.append({"polarization": pol, "channel": ch,
+                                "reason": "frame missing or dropped for this polarisation"})
+                continue
+            jobs.append((pi, ci, band.uvw, freqs[ci], v, weights[ci], cell_radians(cells[ci])))
+    imgs = _image_many([j[2:] for j in jobs], npix, config, xp, config.w_correction)
+    imaged = np.zeros(dirty.shape[:2], bool)
+    for (pi, ci, *_), img in zip(jobs, imgs):
+        dirty[pi, ci] = img
+        imaged[pi, ci] = True
+    dirty[~imaged] = np.nan
+    return dirty, jobs, missing
+
+
+def clean_and_restore(dirty: np.ndarray, jobs: list, psfs: Psfs, config: ImagingConfig,
+                      watch: Stopwatch, xp=np):
+    """CLEAN (with major cycles) and restore with the fitted beams: (models, restored, iterations)."""
+    npix = dirty.shape[-1]
+    with watch.section("clean", "clean+major"):
+        models, residuals, iterations = _deconvolve(dirty, jobs, psfs.images, psfs.index,
+                                                    config, npix, watch.wall, xp)
+    watch.wall["clean"] -= watch.wall.get("major_cycles", 0.0)
+    with watch.section("restore"):
+        nchan = dirty.shape[1]
+        index = np.array([psfs.index.get(ci, 0) for _ in range(dirty.shape[0]) for ci in range(nchan)])
+        flat_res = residuals.reshape(-1, npix, npix)  # restored in place (not kept)
+        restored = clean.restore_images(models.reshape(-1, npix, npix), flat_res, psfs.beams,
+                                        index, out=flat_res).reshape(dirty.shape)
+    return models, restored, iterations
+
+
+def beams_arcsec(psfs: Psfs, cells: np.ndarray) -> list[dict | None]:
+    """The fitted beam of each channel in arcsec (None where the channel has no PSF)."""
+    out: list[dict | None] = []
+    for ci in range(len(cells)):
+        if ci in psfs.index:
+            bmaj, bmin, bpa = psfs.beams[psfs.index[ci]]
+            out.append({"bmaj_arcsec": bmaj * cells[ci], "bmin_arcsec": bmin * cells[ci], "bpa_deg": bpa})
+        else:
+            out.append(None)
+    return out
+
+
 def process_batch(
     ds: Dataset,
     batch: Batch,
@@ -203,7 +414,7 @@ def process_batch(
     progress=None,
     xp=np,
 ) -> BatchResult:
-    """Image one batch.
+    """Image one batch: flag, calibrate, PSFs, dirty images, CLEAN and restore, summary.
 
     Parameters
     ----------
@@ -223,25 +434,9 @@ def process_batch(
     BatchResult
         ``state`` is "imaged", "partial" (some images missing) or "flagged: ...".
     """
-    timings: dict[str, float] = {}
-    cpu: dict[str, float] = {}
-    t0, c0 = _time.perf_counter(), _time.process_time()
+    watch = Stopwatch()
     cache = cache or PsfCache(config.psf_cache_s)
-    npix = config.npix()
-    cells = config.cells()
-    chans = [int(c) for c in config.channels]
-    freqs = config.freqs
-    pols = list(config.polarizations)
-    summary: dict = {
-        "batch": batch.index,
-        "time_utc": batch.time.isoformat() if batch.frames else None,
-        "polarizations": pols,
-        "channels": chans,
-        "freq_hz": freqs.tolist(),
-        "cell_arcsec": cells.tolist(),
-        "image_size": npix,
-        "flags": {"problems": list(batch.problems), "missing_codes": batch.missing_codes},
-    }
+    summary = batch_header(batch, config)
     if not batch.frames:
         summary["state"] = "missing: no valid frame in the batch"
         return BatchResult(batch.index, summary["state"], summary)
@@ -251,160 +446,42 @@ def process_batch(
         summary["flags"]["weather"] = reason
         return BatchResult(batch.index, reason, summary)
 
-    # --- validate: dead antennas per band (both polarisations flagged together)
-    bands = sorted({c // 16 for c in chans})
-    band_dead: dict[int, np.ndarray] = {}
-    for b in bands:
-        fr = [batch.frames[c] for c in (2 * b, 2 * b + 1) if c in batch.frames]
-        if fr:
-            dead = dead_antennas(fr)
-            if calib is not None and config.calibrate:
-                for c in (2 * b, 2 * b + 1):
-                    if c in batch.frames:
-                        dead |= calib.flagged[c]
-            band_dead[b] = dead
-    summary["flags"]["dead_antennas"] = {str(b): np.flatnonzero(d).tolist()
-                                         for b, d in band_dead.items()}
-    timings["validate"] = _time.perf_counter() - t0
-    cpu["validate"] = _time.process_time() - c0
-
-    # --- calibrate and compute uvw per band
-    t1, c1 = _time.perf_counter(), _time.process_time()
-    bl = baseline_vectors(ds.antennas_enu, F.ANT1, F.ANT2)
-    per_band = {}
-    for b, dead in band_dead.items():
-        present = [c for c in (2 * b, 2 * b + 1) if c in batch.frames]
-        tb = min(batch.frames[c].time for c in present)
-        ha, dec = ds.ephemeris(tb)
-        uvw = uvw_m(bl, ds.lat_deg, ha, dec)
-        valid = ~(dead[F.ANT1] | dead[F.ANT2])
-        vis = np.full((2, F.N_CHANNELS, F.N_BASELINES), np.nan + 0j)
-        for c in present:
-            v = batch.frames[c].vis
-            if calib is not None and config.calibrate:
-                if c in calib.missing_codes:
-                    continue
-                v, ok = calibration.apply_gains(v, calib.gains[c])
-                valid = valid & ok.all(axis=0)
-            vis[c & 1] = v
-        per_band[b] = (uvw, vis, valid, tb, ha, dec)
-    timings["calibrate"] = _time.perf_counter() - t1
-    cpu["calibrate"] = _time.process_time() - c1
-
-    # --- PSFs per channel (cached), weights
-    t2, c2 = _time.perf_counter(), _time.process_time()
-    rdt = np.float32 if config.single else np.float64
-    psf_list, beams, weights, psf_of_chan = [], [], {}, {}
-    jobs = []
-    psf_w = config.w_correction if config.psf_w_correction is None else config.psf_w_correction
-    for ci, ch in enumerate(chans):
-        b = ch // 16
-        if b not in per_band:
-            continue
-        uvw, _, valid, tb, _, _ = per_band[b]
-        cell_rad = cell_radians(cells[ci])
-        wgt = imaging.visibility_weights(uvw, freqs[ci], valid, config.weighting, npix, cell_rad)
-        weights[ci] = wgt
-        key = (ch, npix, round(float(cells[ci]), 9), config.weighting, psf_w,
-               valid.tobytes())
-        hit = cache.get(key, tb.timestamp())
-        if hit is None:
-            jobs.append((ci, key, tb.timestamp(), uvw, freqs[ci], wgt, cell_rad))
-        psf_of_chan[ci] = (key, hit)
-
-    psf_imgs = _image_many([(j[3], j[4], np.ones(len(j[3]), np.complex128), j[5], j[6])
-                            for j in jobs], 2 * npix, config, xp, psf_w,
-                           epsilon=config.psf_epsilon)
-    for (ci, key, t, *_), p in zip(jobs, psf_imgs):
-        p = np.ascontiguousarray(p, dtype=rdt)
-        beam = clean.fit_beam(p)
-        cache.put(key, t, (p, beam))
-        psf_of_chan[ci] = (key, (p, beam))
-    chan_psf_index = {}
-    for ci, (_key, (p, beam)) in sorted(psf_of_chan.items()):
-        chan_psf_index[ci] = len(psf_list)
-        psf_list.append(p)
-        beams.append(beam)
-    timings["psf"] = _time.perf_counter() - t2
-    cpu["psf"] = _time.process_time() - c2
-
-    # --- dirty images
-    t3, c3 = _time.perf_counter(), _time.process_time()
-    dirty = np.empty((len(pols), len(chans), npix, npix), rdt)  # every image written below
-    missing = []
-    img_jobs = []
-    for pi, pol in enumerate(pols):
-        for ci, ch in enumerate(chans):
-            b, k = ch // 16, ch % 16
-            if b not in per_band:
-                missing.append({"polarization": pol, "channel": ch, "reason": "no frame"})
-                continue
-            uvw, vis, valid, *_ = per_band[b]
-            v = {"L": vis[0, k], "R": vis[1, k], "I": 0.5 * (vis[0, k] + vis[1, k])}[pol]
-            if np.isnan(v).any():
-                missing.append({"polarization": pol, "channel": ch,
-                                "reason": "frame missing or dropped for this polarisation"})
-                continue
-            img_jobs.append((pi, ci, uvw, freqs[ci], v, weights[ci], cell_radians(cells[ci])))
-
-    imgs = _image_many([j[2:] for j in img_jobs], npix, config, xp, config.w_correction)
-    imaged = np.zeros(dirty.shape[:2], bool)
-    for (pi, ci, *_), img in zip(img_jobs, imgs):
-        dirty[pi, ci] = img
-        imaged[pi, ci] = True
-    dirty[~imaged] = np.nan
-    timings["dirty"] = _time.perf_counter() - t3
-    cpu["dirty"] = _time.process_time() - c3
+    with watch.section("validate"):
+        band_dead = flag_antennas(batch, calib, config)
+    summary["flags"]["dead_antennas"] = {str(b): np.flatnonzero(d).tolist() for b, d in band_dead.items()}
+    with watch.section("calibrate"):
+        per_band = calibrate_bands(ds, batch, calib, config, band_dead)
+    with watch.section("psf"):
+        psfs = psfs_and_weights(per_band, config, cache, xp)
+    with watch.section("dirty"):
+        dirty, jobs, missing = dirty_images(per_band, config, psfs.weights, xp)
     if progress:
-        progress(0.5, f"batch {batch.index}: {len(img_jobs)} dirty images")
+        progress(0.5, f"batch {batch.index}: {len(jobs)} dirty images")
+    restored = models = iterations = None
+    if config.clean != "none" and psfs.images and jobs:
+        models, restored, iterations = clean_and_restore(dirty, jobs, psfs, config, watch, xp)
 
-    # --- CLEAN and restore
-    restored = models = None
-    iterations = None
-    if config.clean != "none" and psf_list and img_jobs:
-        t4, c4 = _time.perf_counter(), _time.process_time()
-        models, residuals, iterations = _deconvolve(dirty, img_jobs, psf_list, chan_psf_index,
-                                                    config, npix, timings, xp)
-        timings["clean"] = _time.perf_counter() - t4 - timings.get("major_cycles", 0.0)
-        cpu["clean+major"] = _time.process_time() - c4
-        t5, c5 = _time.perf_counter(), _time.process_time()
-        index = np.array([chan_psf_index.get(ci, 0) for _ in pols for ci in range(len(chans))])
-        flat_res = residuals.reshape(-1, npix, npix)  # restored in place (not kept)
-        restored = clean.restore_images(models.reshape(-1, npix, npix), flat_res, beams,
-                                        index, out=flat_res).reshape(dirty.shape)
-        timings["restore"] = _time.perf_counter() - t5
-        cpu["restore"] = _time.process_time() - c5
-
-    # --- summary
-    beam_arcsec = []
-    for ci in range(len(chans)):
-        if ci in chan_psf_index:
-            bmaj, bmin, bpa = beams[chan_psf_index[ci]]
-            beam_arcsec.append({"bmaj_arcsec": bmaj * cells[ci], "bmin_arcsec": bmin * cells[ci],
-                                "bpa_deg": bpa})
-        else:
-            beam_arcsec.append(None)
-    final = restored if restored is not None else dirty
-    summary["beam"] = beam_arcsec
-    summary["peaks"] = _peaks(final, pols, chans, cells)
+    cells = config.cells()
+    summary["beam"] = beams_arcsec(psfs, cells)
+    summary["peaks"] = _peaks(restored if restored is not None else dirty, summary["polarizations"],
+                              summary["channels"], cells)
     summary["missing_images"] = missing
     summary["flags"]["dropped_codes"] = batch.missing_codes
     summary["psf_cache"] = {"hits": cache.hits, "misses": cache.misses}
     if iterations is not None:
         summary["clean_iterations"] = iterations.tolist()
-    summary["ephemeris"] = {str(b): {"utc": v[3].isoformat(), "sun_ha_deg": v[4],
-                                     "sun_dec_deg": v[5], "sun_ra_deg": ds.ephemeris.ra_at(v[3])}
+    summary["ephemeris"] = {str(b): {"utc": v.time.isoformat(), "sun_ha_deg": v.ha, "sun_dec_deg": v.dec,
+                                     "sun_ra_deg": ds.ephemeris.ra_at(v.time)}
                             for b, v in per_band.items()}
-    timings["total"] = _time.perf_counter() - t0
-    cpu["total"] = _time.process_time() - c0
-    summary["timings_s"] = {k: round(v, 4) for k, v in timings.items()}
-    summary["cpu_s"] = {k: round(v, 4) for k, v in cpu.items()}
-    state = "imaged" if not missing else ("partial" if img_jobs else "missing: no image")
+    watch.total()
+    summary["timings_s"] = {k: round(v, 4) for k, v in watch.wall.items()}
+    summary["cpu_s"] = {k: round(v, 4) for k, v in watch.cpu.items()}
+    state = "imaged" if not missing else ("partial" if jobs else "missing: no image")
     summary["state"] = state
     return BatchResult(
         batch.index, state, summary, dirty=dirty, restored=restored, models=models,
-        psfs={"psf": psf_list, "beams": beams, "index": chan_psf_index},
-        calibrated={b: v[:3] for b, v in per_band.items()},
+        psfs={"psf": psfs.images, "beams": psfs.beams, "index": psfs.index},
+        calibrated={b: (v.uvw, v.vis, v.valid) for b, v in per_band.items()},
     )
 
 

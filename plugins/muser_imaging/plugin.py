@@ -1,40 +1,38 @@
-"""MUSER-I imaging: raw frames to calibrated, CLEANed solar images (glue only)."""
+"""MUSER-I imaging: raw frames to calibrated, CLEANed solar images.
+
+``run`` reads the request and loops over the batches; the steps live in
+:mod:`.pipeline`, the files in :mod:`.outputs` and :mod:`.fitsio`.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from . import figures, fitsio
+from hisci import InputError, RunContext
+
+from . import figures
 from . import frames as F
-from .dataset import (
-    Batch,
-    DatasetError,
-    group_batches,
-    open_dataset,
-    parse_utc,
-    read_frames,
-    resolve_folder,
-)
+from .dataset import Batch, DatasetError, group_batches, open_dataset, parse_utc, read_frames, resolve_folder
 from .live import run_live  # noqa: F401 - live mode (runtime.live)
+from .outputs import write_batch
 from .pipeline import ImagingConfig, PsfCache, process_batch, solve_calibration
 from .stream import follow_batches
 
 
-def _input_error(message, **kw):
-    try:
-        from hisci.errors import InputError
-    except ImportError:  # pragma: no cover - the core is always there in the product
-        return ValueError(message)
-    return InputError(message, **kw)
+def parse_index_list(text: object, upper: int) -> list[int]:
+    """'all', '3', '0-15,32' or a list -> sorted indices in [0, upper).
 
-
-def parse_index_list(text, upper: int, name: str) -> list[int]:
-    """'all', '3', '0-15,32' or a list -> sorted indices in [0, upper)."""
+    Raises
+    ------
+    ValueError
+        An item that is not an index or a range, or an index out of range.
+    """
     if isinstance(text, (list, tuple)):
         items = [str(t) for t in text]
     else:
@@ -51,130 +49,116 @@ def parse_index_list(text, upper: int, name: str) -> list[int]:
             else:
                 out.add(int(item))
         except ValueError:
-            raise _input_error(f"{name}: cannot read {item!r}; use 'all' or indices like 0-15,32",
-                               pointer=f"/extra/{name}", given=text) from None
+            raise ValueError(f"cannot read {item!r}; use 'all' or indices like 0-15,32") from None
     bad = sorted(i for i in out if not 0 <= i < upper)
     if bad:
-        raise _input_error(f"{name}: {bad} out of range 0..{upper - 1}", pointer=f"/extra/{name}",
-                           given=text, allowed=f"0..{upper - 1}")
+        raise ValueError(f"{bad} out of range 0..{upper - 1}")
     return sorted(out)
 
 
-def config_from_params(extra: dict, nthreads: int) -> ImagingConfig:
-    """ImagingConfig from the plugin's ``extra`` parameters."""
-    cell = str(extra.get("cell_arcsec", "auto")).strip().lower()
-    if cell != "auto":
-        try:
-            cell = float(cell)
-        except ValueError:
-            raise _input_error(f"cell_arcsec must be 'auto' or a number of arcsec, got {cell!r}",
-                               pointer="/extra/cell_arcsec", given=cell) from None
-        if cell <= 0:
-            raise _input_error("cell_arcsec must be positive", pointer="/extra/cell_arcsec",
-                               given=cell)
-    size = extra.get("image_size", 512)
-    size = "auto" if str(size).lower() == "auto" else int(size)
-    pols = extra.get("polarizations", ["L", "R"])
-    pols = [pols] if isinstance(pols, str) else list(pols)
+def cell_size(text: object) -> float | str:
+    """'auto' or a positive number of arcsec."""
+    cell = str(text).strip().lower()
+    if cell == "auto":
+        return cell
     try:
-        threshold = float(extra.get("clean_threshold", 0) or 0)
+        value = float(cell)
     except ValueError:
-        raise _input_error("clean_threshold must be a number (flux)",
-                           pointer="/extra/clean_threshold",
-                           given=extra.get("clean_threshold")) from None
-    try:
-        return ImagingConfig(
-            polarizations=tuple(pols),
-            channels=tuple(parse_index_list(extra.get("channels", "all"), 64, "channels")),
-            image_size=size,
-            cell_arcsec=cell,
-            w_correction=bool(extra.get("w_correction", True)),
-            weighting=str(extra.get("weighting", "natural")),
-            clean=str(extra.get("clean", "clark")),
-            clean_gain=float(extra.get("clean_gain", 0.1)),
-            clean_niter=int(extra.get("clean_niter", 300)),
-            clean_threshold=threshold,
-            major_cycles=int(extra.get("clean_major_cycles", 2)),
-            nthreads=nthreads,
+        raise ValueError(f"give 'auto' or a number of arcsec, got {cell!r}") from None
+    if not value > 0:
+        raise ValueError(f"must be positive, got {value}")
+    return value
+
+
+def read_config(ctx: RunContext, nthreads: int) -> ImagingConfig:
+    """ImagingConfig from the request's ``extra`` parameters."""
+    extra = ctx.params["extra"]
+    with ctx.field("cell_arcsec") as text:
+        cell = cell_size(text)
+    with ctx.field("image_size") as size:
+        size = "auto" if str(size).lower() == "auto" else int(size)
+    with ctx.field("clean_threshold") as threshold:
+        threshold = float(threshold or 0)
+    with ctx.field("channels") as channels:
+        channels = tuple(parse_index_list(channels, 64))
+    pols = extra["polarizations"]
+    with ctx.field("/extra"):
+        config = ImagingConfig(
+            polarizations=tuple([pols] if isinstance(pols, str) else pols), channels=channels,
+            image_size=size, cell_arcsec=cell, w_correction=bool(extra["w_correction"]),
+            weighting=str(extra["weighting"]), clean=str(extra["clean"]),
+            clean_gain=float(extra["clean_gain"]), clean_niter=extra["clean_niter"],
+            clean_threshold=threshold, major_cycles=extra["clean_major_cycles"], nthreads=nthreads,
         )
-    except ValueError as exc:
-        raise _input_error(str(exc)) from None
+    with ctx.field("image_size"):
+        config.npix()
+    return config
 
 
-def run(ctx):
+def run(ctx: RunContext) -> dict:
     """Image every selected batch of the dataset (see README.md)."""
     with tempfile.TemporaryDirectory(prefix="muser_") as scratch:
         return _run(ctx, Path(scratch))
 
 
-def _run(ctx, scratch: Path):
+def _run(ctx: RunContext, scratch: Path) -> dict:
     extra = ctx.params["extra"]
-    import os
-
     nthreads = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
-    config = config_from_params(extra, nthreads)
-    outputs = extra.get("output", ["npy"])
-    outputs = {outputs} if isinstance(outputs, str) else set(outputs)
+    config = read_config(ctx, nthreads)
+    formats = {extra["output"]} if isinstance(extra["output"], str) else set(extra["output"])
     try:
         folder = resolve_folder(ctx.input("dataset"), scratch)
         ds = open_dataset(folder)
     except DatasetError as exc:
-        raise _input_error(str(exc), file=exc.file or "", pointer="/data/dataset",
-                           hint=exc.hint or "") from None
+        raise InputError(str(exc), file=exc.file or "", pointer="/data/dataset", hint=exc.hint or "") from None
     ctx.logger.info("dataset %s: %s", folder, json.dumps(ds.observation.get("files", {})))
 
     ctx.progress(0.02, "calibrating from calibrator.bin")
     cal_report = read_frames(ds.files["calibrator"])
     calib = solve_calibration(cal_report.frames, ds.calibrator_flux)
-    (ctx.output_dir / "calibration.json").write_text(json.dumps(
-        {**calib.summary(), "dropped_frames": cal_report.dropped}, indent=1))
-    np.save(ctx.output_dir / "gains.npy", calib.gains)
+    ctx.save_json("calibration.json", {**calib.summary(), "dropped_frames": cal_report.dropped})
+    ctx.save_array("gains.npy", calib.gains, {"axes": ["code", "channel", "antenna"]})
     if calib.missing_codes:
         ctx.logger.warning("calibrator loop lacks codes %s", calib.missing_codes)
 
     t_ref = parse_utc(ds.observation["start_utc"]) if "start_utc" in ds.observation else None
-    wanted = extra.get("batches", "all")
-    cache = PsfCache(60.0)
-    results, dyn = [], []
-    last_image = None
     dropped: list[dict] = []
-
-    if extra.get("stream", False):
+    if extra["stream"]:
         source = follow_batches(ds.files["target"], t_ref, ds.cadence_s,
-                                idle_timeout_s=float(extra.get("stream_timeout_s", 10)),
+                                idle_timeout_s=float(extra["stream_timeout_s"]),
                                 dropped=dropped, should_stop=ctx.cancelled)
     else:
         report = read_frames(ds.files["target"])
         dropped.extend(report.dropped)
         if not report.frames:
-            raise _input_error("target.bin holds no valid frame", file="target.bin",
-                               pointer="/data/dataset")
-        t0 = t_ref or report.frames[0].time
-        source = [(b, None) for b in group_batches(report.frames, t0, ds.cadence_s)]
-    selected = None if str(wanted).strip().lower() in ("", "all") else set(
-        parse_index_list(wanted, 10**9, "batches"))
+            raise InputError("target.bin holds no valid frame", file="target.bin", pointer="/data/dataset")
+        source = [(b, None) for b in group_batches(report.frames, t_ref or report.frames[0].time, ds.cadence_s)]
+    wanted = extra["batches"]
+    with ctx.field("batches"):
+        selected = None if str(wanted).strip().lower() in ("", "all") else set(parse_index_list(wanted, 10**9))
 
+    cache = PsfCache(60.0)
+    results, dyn, last_image = [], [], None
     n_total = len(source) if isinstance(source, list) else None
-    for n_done, (batch, arrived) in enumerate(source):
-        if selected is not None and batch.index not in selected:
-            continue
-        fraction = n_done / n_total if n_total else 0.5
-        ctx.progress(0.05 + 0.9 * fraction, f"batch {batch.index}")
-        result = process_batch(ds, batch, calib, config, cache, xp=ctx.xp)
-        if arrived is not None:
-            result.summary["latency_s"] = round(time.monotonic() - arrived, 4)
-        result.summary["flags"]["dropped_frames"] = [
-            d for d in dropped if _batch_of_offset(d, batch)]
-        _write_batch(ctx, ds, result, config, outputs)
-        results.append(result.summary)
-        if result.dirty is not None:
-            dyn.append((result.summary, _peak_spectrum(result)))
-            last_image = (result.summary, _stokes_i(result))
+    with ctx.progress_span(0.05, 0.95):
+        for n_done, (batch, arrived) in enumerate(source):
+            if selected is not None and batch.index not in selected:
+                continue
+            ctx.progress(n_done / n_total if n_total else 0.5, f"batch {batch.index}")
+            result = process_batch(ds, batch, calib, config, cache, xp=ctx.xp)
+            if arrived is not None:
+                result.summary["latency_s"] = round(time.monotonic() - arrived, 4)
+            result.summary["flags"]["dropped_frames"] = [d for d in dropped if _batch_of_offset(d, batch)]
+            write_batch(ctx.output_dir, result, formats)
+            results.append(result.summary)
+            if result.dirty is not None:
+                dyn.append((result.summary, result.peak_spectrum()))
+                last_image = (result.summary, result.stokes_i())
 
     if not results:
-        raise _input_error(f"no batch selected (batches={wanted!r})", pointer="/extra/batches")
+        raise InputError(f"no batch selected (batches={wanted!r})", pointer="/extra/batches")
     ctx.progress(0.96, "figures")
-    _figures(ctx, dyn, last_image, calib, int(extra.get("figure_channel", 40)))
+    _figures(ctx, dyn, last_image, calib, extra["figure_channel"])
     ctx.progress(1.0, "done")
     return {
         "batches": [{"batch": r["batch"], "state": r["state"], "time_utc": r["time_utc"],
@@ -192,99 +176,14 @@ def _batch_of_offset(drop: dict, batch: Batch) -> bool:
     return drop.get("index", -1) // F.N_CODES == batch.index
 
 
-def _write_batch(ctx, ds, result, config, outputs):
-    d = ctx.output_dir / f"batch_{result.index}"
-    d.mkdir(exist_ok=True)
-    s = result.summary
-    if result.dirty is not None and ("npy" in outputs or not outputs):
-        np.save(d / "dirty.npy", result.dirty.astype(np.float32))
-        if result.restored is not None:
-            np.save(d / "clean.npy", result.restored.astype(np.float32))
-            nz = np.nonzero(np.nan_to_num(result.models))
-            np.savez_compressed(d / "components.npz", index=np.stack(nz).astype(np.int32),
-                                flux=result.models[nz].astype(np.float32),
-                                shape=np.array(result.models.shape))
-    if result.dirty is not None and "fits" in outputs:
-        _write_fits(d, ds, result, config)
-    if result.calibrated and "uvfits" in outputs:
-        _write_uvfits(d, ds, result)
-    (d / "images.json").write_text(json.dumps(s, indent=1, default=_json_default))
-
-
-def _json_default(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o))
-
-
-def _write_fits(d: Path, ds, result, config):
-    s = result.summary
-    eph = next(iter(s["ephemeris"].values()))
-    for kind, cube in (("dirty", result.dirty), ("clean", result.restored)):
-        if cube is None:
-            continue
-        for pi, pol in enumerate(s["polarizations"]):
-            hdus = []
-            for ci, ch in enumerate(s["channels"]):
-                if np.isnan(cube[pi, ci]).all():
-                    continue
-                e = s["ephemeris"].get(str(ch // 16), eph)
-                beam = s["beam"][ci]
-                hdus.append(fitsio.image_hdu(
-                    cube[pi, ci], cell_arcsec=s["cell_arcsec"][ci], freq_hz=s["freq_hz"][ci],
-                    time=parse_utc(e["utc"]), sun_ra_deg=e["sun_ra_deg"],
-                    sun_dec_deg=e["sun_dec_deg"], polarization=pol,
-                    beam=(beam["bmaj_arcsec"], beam["bmin_arcsec"], beam["bpa_deg"])
-                    if beam and kind == "clean" else None,
-                    name=f"CH{ch:02d}"))
-            if hdus:
-                fitsio.write_image_fits(d / f"{kind}_{pol}.fits", hdus)
-
-
-def _write_uvfits(d: Path, ds, result):
-    vis = np.zeros((F.N_BASELINES, 64, 2), np.complex64)
-    wgt = np.zeros((F.N_BASELINES, 64, 2), np.float32)
-    uvw0 = None
-    for b, (uvw, v, valid) in sorted(result.calibrated.items()):
-        uvw0 = uvw if uvw0 is None else uvw0
-        for p in (0, 1):
-            ok = ~np.isnan(v[p]).any(axis=1)
-            vis[:, 16 * b:16 * b + 16, p] = np.nan_to_num(v[p]).T
-            wgt[:, 16 * b:16 * b + 16, p] = (valid[:, None] & ok[None, :])
-    s = result.summary
-    e = next(iter(s["ephemeris"].values()))
-    fitsio.write_uvfits(d / "vis.uvfits", uvw_metres=uvw0, ant1=F.ANT1, ant2=F.ANT2, vis=vis,
-                        weights=wgt, freq0_hz=F.all_frequencies()[0], dfreq_hz=25e6,
-                        time=parse_utc(e["utc"]), sun_ra_deg=e["sun_ra_deg"],
-                        sun_dec_deg=e["sun_dec_deg"])
-
-
-def _stokes_i(result):
-    pols = result.summary["polarizations"]
-    img = result.restored if result.restored is not None else result.dirty
-    if "I" in pols:
-        return img[pols.index("I")]
-    if "L" in pols and "R" in pols:
-        return 0.5 * (img[pols.index("L")] + img[pols.index("R")])
-    return img[0]
-
-
-def _peak_spectrum(result):
-    i = _stokes_i(result)
-    with np.errstate(all="ignore"):
-        return np.array([np.nanmax(c) if not np.isnan(c).all() else np.nan for c in i])
-
-
-def _figures(ctx, dyn, last_image, calib, figure_channel):
+def _figures(ctx: RunContext, dyn: list, last_image: tuple | None, calib, figure_channel: int) -> None:
     if last_image is not None:
         s, img = last_image
         chans = s["channels"]
         ci = min(range(len(chans)), key=lambda k: abs(chans[k] - figure_channel))
         ctx.save_figure(figures.solar_image(img[ci], s["cell_arcsec"][ci], s["freq_hz"][ci],
-                                            title=f"batch {s['batch']}, Stokes I, "
-                                                  f"channel {chans[ci]}"), "stokes_i")
+                                            title=f"batch {s['batch']}, Stokes I, channel {chans[ci]}"),
+                        "stokes_i")
         ctx.save_figure(figures.dynamic_spectrum(
             [x[0]["time_utc"] for x in dyn], np.array(s["freq_hz"]),
             np.stack([x[1] for x in dyn], axis=1)), "dynamic_spectrum")

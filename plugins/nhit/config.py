@@ -2,31 +2,47 @@
 
 from __future__ import annotations
 
-from .glue import as_int, input_error
+from pathlib import Path
+from typing import Any
+
+from hisci import InputError, RunContext
+
 from .hitstream import HitStream, StreamFormatError
 from .trigger import TriggerConfig
 
 
-def load_config(extra: dict) -> TriggerConfig:
-    """The trigger rule from ``params["extra"]``; bad values become input errors."""
-    threshold = as_int(extra.get("threshold", 20), "threshold")
-    if threshold <= 0:
-        raise input_error(f"extra.threshold (N) must be > 0, got {threshold}",
-                          pointer="/extra/threshold", given=threshold, allowed="an integer > 0")
-    window = as_int(extra.get("window_ns", 400), "window_ns", minimum=1)
-    mode = extra.get("trigger", "ed")
-    try:
-        return TriggerConfig(threshold, window, mode)
-    except ValueError as exc:
-        raise input_error(str(exc), pointer="/extra/trigger", given=mode,
-                          allowed=["ed", "ed+md"]) from None
+def whole_number(value: Any, minimum: int = 0) -> int:
+    """An integer >= ``minimum`` typed into a text field (``7`` or ``"7"``).
+
+    Raises
+    ------
+    ValueError
+        Not a whole number, or below ``minimum``.
+    """
+    text = str(value).strip()
+    if not text.lstrip("-").isdigit():
+        raise ValueError(f"{value!r} is not a whole number")
+    number = int(text)
+    if number < minimum:
+        raise ValueError(f"must be >= {minimum}, got {number}")
+    return number
 
 
-def open_stream(path) -> HitStream:
+def load_config(ctx: RunContext, threshold: int | None = None) -> TriggerConfig:
+    """The trigger rule of the request (``threshold`` overrides the request's N)."""
+    extra = ctx.params["extra"]
+    n = extra["threshold"] if threshold is None else threshold
+    with ctx.field("threshold"):
+        if n <= 0:
+            raise ValueError(f"the threshold N must be > 0, got {n}")
+    with ctx.field("trigger"):
+        return TriggerConfig(n, extra["window_ns"], extra["trigger"])
+
+
+def open_stream(path: Path) -> HitStream:
     """Open a ``.hits`` file; format problems become input errors naming the file."""
     try:
         return HitStream(path)
     except StreamFormatError as exc:
-        raise input_error(str(exc), file=str(path), pointer=f"byte {exc.offset}",
-                          hint="give a .hits stream written by nhit_simulate (nhit.md 4.2)"
-                          ) from None
+        raise InputError(str(exc), file=str(path), pointer=f"byte {exc.offset}",
+                         hint="give a .hits stream written by nhit_simulate (nhit.md 4.2)") from None

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from hisci import InputError, RunContext
 from hisci.builtin_plugins.nhit import figures
 from hisci.builtin_plugins.nhit.checker import check_event_file
 from hisci.builtin_plugins.nhit.config import load_config, open_stream
-from hisci.builtin_plugins.nhit.glue import as_int, input_error
 from hisci.builtin_plugins.nhit.pipeline import run_trigger
 
 
@@ -20,9 +20,9 @@ def first_difference(a: bytes, b: bytes) -> int | None:
     return n
 
 
-def run(ctx):
+def run(ctx: RunContext) -> dict:
     extra = ctx.params["extra"]
-    threshold = as_int(extra.get("threshold", 0), "threshold", minimum=0)
+    threshold = extra["threshold"]  # 0: check only the format, no N-Hit rule
     path = ctx.input("events")
     ctx.progress(0.05, f"checking {path.name}")
     report = check_event_file(path, threshold or None)
@@ -34,26 +34,27 @@ def run(ctx):
     if report.events:
         ctx.save_figure(figures.histogram(report.n_ed, "ED hits per event", "ED hits",
                                           vline=threshold or None), "ed_multiplicity")
-    if extra.get("compare", False):
-        summary["compare"] = _compare(ctx, extra, report, path)
+    if extra["compare"]:
+        summary["compare"] = _compare(ctx, report, path)
     return summary
 
 
-def _compare(ctx, extra: dict, report, path) -> dict:
+def _compare(ctx: RunContext, report, path) -> dict:
     if not ctx.has_input("hits"):
-        raise input_error("extra.compare is on but no source stream was given: add the "
-                          "'hits' input or switch compare off", pointer="/data/hits")
-    config = load_config({**extra, "threshold": extra.get("threshold") or 20})
+        raise InputError("extra.compare is on but no source stream was given: add the "
+                         "'hits' input or switch compare off", pointer="/data/hits")
+    # a format-only check (threshold 0) re-runs with the paper's N = 20
+    config = load_config(ctx, ctx.params["extra"]["threshold"] or 20)
     stream_path = ctx.input("hits")
     open_stream(stream_path)
     rerun_dir = ctx.output_dir / "rerun"
     rerun_dir.mkdir(exist_ok=True)
     name = report.name or path.name
     ctx.progress(0.3, "re-running the trigger on the source stream")
-    run = run_trigger(stream_path, rerun_dir / name, config,
-                      workers=as_int(extra.get("workers", 1), "workers", minimum=0),
-                      run_number=report.run_number, log=ctx.logger,
-                      progress=lambda d, t: ctx.progress(0.3 + 0.6 * d / t, f"fragment {d}/{t}"))
+    with ctx.progress_span(0.3, 0.9) as step:
+        run = run_trigger(stream_path, rerun_dir / name, config, workers=ctx.params["extra"]["workers"],
+                          run_number=report.run_number, log=ctx.logger,
+                          progress=lambda d, t: step(d, t, f"fragment {d}/{t}"))
     offset = first_difference(path.read_bytes(), run.path.read_bytes())
     return {"identical": offset is None, "first_difference_offset": offset,
             "rerun_events": run.events, "threshold": config.threshold,

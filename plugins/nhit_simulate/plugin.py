@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from hisci import RunContext
 from hisci.builtin_plugins.nhit import figures
-from hisci.builtin_plugins.nhit.glue import as_int, input_error
+from hisci.builtin_plugins.nhit.config import whole_number
 from hisci.builtin_plugins.nhit.hitstream import HitStream
 from hisci.builtin_plugins.nhit.simulate import SimulationConfig, simulate_stream
 
@@ -13,32 +14,30 @@ STREAM_NAME = "stream.hits"
 TRUTH_NAME = "truth.npz"
 
 
-def load_config(extra: dict) -> SimulationConfig:
-    """The simulation parameters from ``params["extra"]``; bad values become input errors."""
-    try:
+def load_config(ctx: RunContext) -> SimulationConfig:
+    """The simulation parameters of the request."""
+    extra = ctx.params["extra"]
+    with ctx.field("seed") as text:
+        seed = whole_number(text)
+    with ctx.field("/extra"):
         return SimulationConfig(
-            seconds=float(extra["seconds"]), scale=float(extra["scale"]),
-            seed=as_int(extra["seed"], "seed", minimum=0),
+            seconds=float(extra["seconds"]), scale=float(extra["scale"]), seed=seed,
             shower_rate_hz=float(extra["shower_rate_hz"]),
             ed_noise_hz=float(extra["ed_noise_hz"]), md_noise_hz=float(extra["md_noise_hz"]),
-            fragment_ns=as_int(extra["fragment_ms"] * 1_000_000, "fragment_ms", minimum=1),
-            overlap_ns=as_int(extra["overlap_us"] * 1_000, "overlap_us", minimum=0),
+            fragment_ns=extra["fragment_ms"] * 1_000_000, overlap_ns=extra["overlap_us"] * 1_000,
         )
-    except ValueError as exc:
-        raise input_error(f"nhit_simulate: {exc}") from None
 
 
-def run(ctx):
-    cfg = load_config(ctx.params["extra"])
+def run(ctx: RunContext) -> dict:
+    cfg = load_config(ctx)
     ctx.logger.info("simulating %.3f s at scale %.3f: %d ED + %d MD channels, seed %d",
                     cfg.seconds, cfg.scale, cfg.n_ed, cfg.n_md, cfg.seed)
     path = ctx.output_dir / STREAM_NAME
 
-    def progress(done: int, total: int) -> None:
-        ctx.progress(0.05 + 0.85 * done / total, f"fragment {done}/{total}")
-
     ctx.progress(0.01, "drawing showers")
-    truth = simulate_stream(path, cfg, truth_path=ctx.output_dir / TRUTH_NAME, progress=progress)
+    with ctx.progress_span(0.05, 0.9) as step:
+        truth = simulate_stream(path, cfg, truth_path=ctx.output_dir / TRUTH_NAME,
+                                progress=lambda done, total: step(done, total, f"fragment {done}/{total}"))
     stream = HitStream(path)
     ctx.save_figure(figures.histogram(truth.multiplicity, "Injected shower multiplicity",
                                       "fired EDs"), "multiplicity")

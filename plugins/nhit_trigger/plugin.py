@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from hisci import InputError, RunContext
 from hisci.builtin_plugins.nhit import figures
 from hisci.builtin_plugins.nhit.analysis import efficiency_curve, truth_report
-from hisci.builtin_plugins.nhit.config import load_config, open_stream
-from hisci.builtin_plugins.nhit.glue import as_int, input_error
+from hisci.builtin_plugins.nhit.config import load_config, open_stream, whole_number
 from hisci.builtin_plugins.nhit.pipeline import run_trigger
 from hisci.builtin_plugins.nhit.simulate import Truth
 from hisci.builtin_plugins.nhit.trigger import TriggerConfig
@@ -17,11 +17,11 @@ from .live import run_live  # noqa: F401 - live mode (runtime.live)
 OUTPUT_NAME = "events.dat"
 
 
-def run(ctx):
+def run(ctx: RunContext) -> dict:
     extra = ctx.params["extra"]
-    config = load_config(extra)
-    workers = as_int(extra.get("workers", 0), "workers", minimum=0)
-    run_number = as_int(extra.get("run_number", 0), "run_number", minimum=0)
+    config = load_config(ctx)
+    with ctx.field("run_number") as text:
+        run_number = whole_number(text)
     stream_path = ctx.input("hits")
     stream = open_stream(stream_path)
     ctx.logger.info("stream %s: %d fragments, %d hits, %d ED + %d MD channels",
@@ -29,14 +29,10 @@ def run(ctx):
                     stream.header.n_md)
     ctx.progress(0.02, f"triggering {len(stream)} fragments")
 
-    def progress(done: int, total: int) -> None:
-        ctx.progress(0.02 + 0.88 * done / total, f"fragment {done}/{total}")
-
-    try:
-        result = run_trigger(stream_path, ctx.output_dir / OUTPUT_NAME, config, workers=workers,
-                             run_number=run_number, progress=progress, log=ctx.logger)
-    except ValueError as exc:
-        raise input_error(str(exc), file=str(stream_path)) from None
+    with ctx.progress_span(0.02, 0.9) as step, ctx.field("/data/hits", file=stream_path):
+        result = run_trigger(stream_path, ctx.output_dir / OUTPUT_NAME, config, workers=extra["workers"],
+                             run_number=run_number, log=ctx.logger,
+                             progress=lambda done, total: step(done, total, f"fragment {done}/{total}"))
     head = stream.header
     seconds = (head.stop_ns - head.start_ns) * 1e-9
     st = result.stats
@@ -71,13 +67,13 @@ def run(ctx):
     return summary
 
 
-def _truth_summary(ctx, config: TriggerConfig, times: np.ndarray, stop: np.ndarray) -> dict:
+def _truth_summary(ctx: RunContext, config: TriggerConfig, times: np.ndarray, stop: np.ndarray) -> dict:
     path = ctx.input("truth")
     try:
         truth = Truth.load(path)
     except (ValueError, OSError, KeyError) as exc:
-        raise input_error(f"{path.name}: cannot read the truth file: {exc}",
-                          file=str(path)) from None
+        raise InputError(f"{path.name}: cannot read the truth file: {exc}", file=str(path),
+                         pointer="/data/truth") from None
     rep = truth_report(truth, times, stop, config.threshold, config.window_ns,
                        all_dets=config.mode == "ed+md")
     edges = np.unique(np.round(np.logspace(0, np.log10(max(truth.n_ed, 2) + 1), 30)))

@@ -10,18 +10,16 @@ from .chart import build_figure
 def run(ctx: RunContext) -> dict:
     frame = ctx.table("datTable")
     ctx.progress(0.2, f"read {len(frame)} rows")
-    columns = [item.get("value") or None for item in ctx.params["dataArg"].get("datTable", [])]
+    columns = [item.get("value") or None for item in ctx.params["dataArg"]["datTable"]]
     x, y, group = (columns + [None, None, None])[:3]
     x = x or frame.columns[0]
     y = y or (frame.columns[1] if len(frame.columns) > 1 else None)
     if y is None:
         raise InputError("the table needs at least two columns (x and y)", pointer="/data/datTable")
     extra = ctx.params["extra"]
-    try:
+    with ctx.field("/dataArg/datTable"):
         fig = build_figure(frame, x, y, group, extra["chart_type"], extra["opacity"],
                            extra["marker_size"], extra["log_y"], extra["color"], extra["title"])
-    except ValueError as exc:
-        raise InputError(str(exc), pointer="/dataArg/datTable") from None
     ctx.progress(0.7, "saving the figure")
     ctx.save_figure(fig, "chart")
     png = _try_png(fig, ctx)

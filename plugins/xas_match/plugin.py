@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from hisci import InputError, RunContext
+
 from .analysis import (
     combinations_table,
     lcf_table,
@@ -23,14 +25,14 @@ from .xas_io import read_spectra
 MAX_FIGURES = 12  # per-spectrum figures written for a batch (the tables hold every spectrum)
 
 
-def _input_error(message: str, **kw: Any) -> Exception:
-    from hisci.errors import InputError
+def energy_range(text: Any) -> tuple[float | None, float | None]:
+    """Parse a text-field range: "auto" -> (None, None); "-150, -30" -> (-150.0, -30.0).
 
-    return InputError(message, **kw)
-
-
-def _pair(text: Any, name: str) -> tuple[float | None, float | None]:
-    """Parse a text-field range: "auto" -> (None, None); "-150, -30" -> (-150.0, -30.0)."""
+    Raises
+    ------
+    ValueError
+        Neither 'auto' nor two numbers.
+    """
     if text is None or str(text).strip().lower() in ("", "auto"):
         return None, None
     if isinstance(text, (list, tuple)) and len(text) == 2:
@@ -40,47 +42,38 @@ def _pair(text: Any, name: str) -> tuple[float | None, float | None]:
     try:
         lo, hi = (float(p) for p in parts)
     except ValueError:
-        raise _input_error(f"extra.{name}: expected 'auto' or two numbers 'lo, hi' (eV from "
-                           f"E0); got {text!r}", pointer=f"/extra/{name}", given=text,
-                           allowed="auto | lo, hi") from None
+        raise ValueError(f"expected 'auto' or two numbers 'lo, hi' (eV from E0); got {text!r}") from None
     return lo, hi
 
 
-def _settings(extra: dict) -> NormSettings:
-    pre1, pre2 = _pair(extra.get("pre_edge_range", "auto"), "pre_edge_range")
-    norm1, norm2 = _pair(extra.get("post_edge_range", "auto"), "post_edge_range")
-    nnorm = extra.get("nnorm", "auto")
-    return NormSettings(pre1, pre2, norm1, norm2,
-                        None if str(nnorm) == "auto" else int(nnorm))
+def read_settings(ctx: RunContext) -> NormSettings:
+    """The normalisation settings of the request."""
+    with ctx.field("pre_edge_range") as text:
+        pre1, pre2 = energy_range(text)
+    with ctx.field("post_edge_range") as text:
+        norm1, norm2 = energy_range(text)
+    nnorm = ctx.params["extra"]["nnorm"]
+    return NormSettings(pre1, pre2, norm1, norm2, None if str(nnorm) == "auto" else int(nnorm))
 
 
-def _database(ctx: Any, settings: NormSettings) -> Library:
+def _database(ctx: RunContext, settings: NormSettings) -> Library:
     paths = ctx.inputs("database") if ctx.has_input("database") else [
         Path(ctx.plugin_dir) / "reference_db"]
-    try:
+    with ctx.field("/data/database", hint="give XDI files, a folder of them, or a library .h5 built with build_db"):
         return load_library(paths, settings=settings)
-    except ValueError as exc:
-        raise _input_error(f"database: {exc}", pointer="/data/database",
-                           hint="give XDI files, a folder of them, or a library .h5 built "
-                                "with build_db") from None
 
 
-def _spectra(ctx: Any, signal: str, settings: NormSettings) -> list:
+def _spectra(ctx: RunContext, signal: str, settings: NormSettings) -> list:
     spectra = []
     for path in ctx.inputs("spectra"):
-        try:
+        with ctx.field("/data/spectra", file=path, hint="XDI, Athena .prj, HDF5 (energy + mu/norm) or "
+                                                        "columns with an 'energy' header"):
             spectra += read_spectra(path, signal)
-        except ValueError as exc:
-            raise _input_error(f"spectra: {exc}", file=str(path), pointer="/data/spectra",
-                               hint="XDI, Athena .prj, HDF5 (energy + mu/norm) or columns "
-                                    "with an 'energy' header") from None
-    try:
+    with ctx.field("/data/spectra"):
         return normalize_spectra(spectra, settings)
-    except ValueError as exc:
-        raise _input_error(f"spectra: {exc}", pointer="/data/spectra") from None
 
 
-def _save_normalized(ctx: Any, spectra: list) -> Path:
+def _save_normalized(ctx: RunContext, spectra: list) -> Path:
     import h5py
 
     path = ctx.output_dir / "normalized.h5"
@@ -97,12 +90,12 @@ def _save_normalized(ctx: Any, spectra: list) -> Path:
     return path
 
 
-def run(ctx: Any) -> dict:
+def run(ctx: RunContext) -> dict:
     extra = ctx.params["extra"]
-    mode = extra.get("mode", "match")
-    fit_range = tuple(float(v) for v in extra.get("fit_range", [-20, 80]))
-    shift_range = float(extra.get("shift_range", 5.0))
-    settings = _settings(extra)
+    mode = extra["mode"]
+    fit_range = tuple(float(v) for v in extra["fit_range"])
+    shift_range = float(extra["shift_range"])
+    settings = read_settings(ctx)
 
     ctx.progress(0.02, "loading the reference database")
     lib = _database(ctx, settings)
@@ -110,17 +103,17 @@ def run(ctx: Any) -> dict:
                     ", ".join(f"{el} {ed}" for el, ed in lib.edges))
     summary: dict[str, Any] = {"mode": mode, "references": len(lib),
                                "edges": [f"{el} {ed}" for el, ed in lib.edges]}
-    if extra.get("build_db"):
+    if extra["build_db"]:
         lib.save(ctx.output_dir / "library.h5")
         summary["library"] = "library.h5"
     if not ctx.has_input("spectra"):
-        if extra.get("build_db"):
+        if extra["build_db"]:
             return summary
-        raise _input_error("input 'spectra' was not given", pointer="/data/spectra",
+        raise InputError("input 'spectra' was not given", pointer="/data/spectra",
                            hint="upload one or more spectra (XDI, .prj, HDF5, columns)")
 
     ctx.progress(0.1, "reading and normalising spectra")
-    spectra = _spectra(ctx, extra.get("signal", "auto"), settings)
+    spectra = _spectra(ctx, extra["signal"], settings)
     _save_normalized(ctx, spectra)
     summary["spectra"] = len(spectra)
     summary["e0"] = {ns.name: round(ns.e0, 2) for ns in spectra[:50]}
@@ -129,30 +122,22 @@ def run(ctx: Any) -> dict:
             try:
                 lib.for_edge(ns.element, ns.edge)
             except ValueError as exc:
-                raise _input_error(f"database: spectrum {ns.name} is {ns.element} {ns.edge} "
+                raise InputError(f"database: spectrum {ns.name} is {ns.element} {ns.edge} "
                                    f"(E0 {ns.e0:.1f} eV) but {exc}",
                                    pointer="/data/database") from None
-    try:
-        if mode == "match":
-            summary.update(_match(ctx, extra, spectra, lib, fit_range, shift_range))
-        elif mode == "lcf":
-            summary.update(_lcf(ctx, extra, spectra, lib, fit_range, shift_range))
-        elif mode == "pca":
-            summary.update(_pca(ctx, extra, spectra, lib, fit_range))
-        else:
-            raise _input_error(f"extra.mode: unknown mode {mode!r}", pointer="/extra/mode",
-                               given=mode, allowed=["match", "pca", "lcf"])
-    except ValueError as exc:
-        raise _input_error(f"{mode}: {exc}", pointer="/extra") from None
+    analyses = {"match": _match, "lcf": _lcf, "pca": _pca}
+    with ctx.field("/extra"):
+        summary.update(analyses[mode](ctx, extra, spectra, lib, fit_range, shift_range))
     ctx.progress(1.0, "done")
     return summary
 
 
-def _match(ctx: Any, extra: dict, spectra: list, lib: Library, fit_range: tuple,
+def _match(ctx: RunContext, extra: dict, spectra: list, lib: Library, fit_range: tuple,
            shift_range: float) -> dict:
-    metric, top_k = extra.get("metric", "pearson"), int(extra.get("top_k", 5))
-    table, found = match_all(spectra, lib, metric, top_k, shift_range, fit_range, xp=ctx.xp,
-                             progress=lambda f, m: ctx.progress(0.15 + 0.7 * f, m))
+    metric = extra["metric"]
+    with ctx.progress_span(0.15, 0.85):
+        table, found = match_all(spectra, lib, metric, extra["top_k"], shift_range, fit_range, xp=ctx.xp,
+                                 progress=ctx.progress)
     table.to_csv(ctx.output_dir / "matches.csv", index=False)
     for ns, matches in list(zip(spectra, found))[:MAX_FIGURES]:
         ctx.save_figure(match_figure(ns, matches, lib, fit_range), f"match_{_safe(ns.name)}")
@@ -162,12 +147,11 @@ def _match(ctx: Any, extra: dict, spectra: list, lib: Library, fit_range: tuple,
                                        for ns, m in list(zip(spectra, found))[:100]}}
 
 
-def _lcf(ctx: Any, extra: dict, spectra: list, lib: Library, fit_range: tuple,
+def _lcf(ctx: RunContext, extra: dict, spectra: list, lib: Library, fit_range: tuple,
          shift_range: float) -> dict:
     ctx.progress(0.2, "linear combination fitting")
-    outcome = run_lcf(spectra, lib, list(extra.get("standards") or []), fit_range,
-                      bool(extra.get("sum_to_one")), bool(extra.get("vary_shift")),
-                      shift_range, bool(extra.get("combinatorics")))
+    outcome = run_lcf(spectra, lib, list(extra["standards"] or []), fit_range, bool(extra["sum_to_one"]),
+                      bool(extra["vary_shift"]), shift_range, bool(extra["combinatorics"]))
     table = lcf_table(outcome, spectra)
     table.to_csv(ctx.output_dir / "lcf.csv", index=False)
     if len(outcome.combinations) > 1:
@@ -185,9 +169,10 @@ def _lcf(ctx: Any, extra: dict, spectra: list, lib: Library, fit_range: tuple,
             "r_factor_max": float(table["r_factor"].max())}
 
 
-def _pca(ctx: Any, extra: dict, spectra: list, lib: Library, fit_range: tuple) -> dict:
+def _pca(ctx: RunContext, extra: dict, spectra: list, lib: Library, fit_range: tuple,
+         shift_range: float) -> dict:
     ctx.progress(0.2, "principal component analysis")
-    outcome = run_pca(spectra, lib, list(extra.get("standards") or []), fit_range)
+    outcome = run_pca(spectra, lib, list(extra["standards"] or []), fit_range)
     outcome.table.to_csv(ctx.output_dir / "pca.csv", index=False)
     outcome.targets.to_csv(ctx.output_dir / "pca_targets.csv", index=False)
     m = outcome.model
