@@ -130,9 +130,10 @@ class RunContext:
         Raises
         ------
         JobCancelled
-            When the job was cancelled.
+            When the job was cancelled (not once a live run has stopped: the plugin is then
+            writing its final outputs, which a cancel asks for).
         """
-        if self._cancel_check():
+        if self._cancel_check() and not (self.live is not None and self.live.stop_reason):
             raise JobCancelled("the job was cancelled")
         lo, hi = self._span
         fraction = lo + (hi - lo) * min(max(float(fraction), 0.0), 1.0)

@@ -232,3 +232,25 @@ def test_hicli_live_run_killed_and_rerun_resumes_without_duplicates(tmp_path):
     summary = json.loads(done.stdout[done.stdout.index("{"):])
     assert summary["live"]["resumed_after"] == {"frames": checkpoint}
     assert summary["live"]["processed"] == 8 - checkpoint
+
+
+def test_final_outputs_may_report_progress_after_a_cancel(live_plugin, tmp_path, monkeypatch):
+    """A plugin's batch code calls ctx.progress while writing the final outputs of a cancelled
+    live run; that must not abort them."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.bin").write_bytes(b"abc")
+    module = __import__(live_plugin.load_entry().__module__, fromlist=["run_live"])
+    original = module.run_live
+
+    def run_live(ctx):
+        summary = original(ctx)
+        ctx.progress(1.0, "final outputs")  # after the live loop ended on the cancel
+        return {**summary, "progress_ok": True}
+
+    monkeypatch.setattr(module, "run_live", run_live)
+    seen = []
+    result = run_plugin(live_plugin, {}, output_dir=tmp_path / "out", live={"watch": {"frames": str(folder)},
+                                                                            "settle": 0},
+                        cancel_check=lambda: bool(seen.append(1)) or len(seen) > 3)
+    assert result.status == "cancelled" and result.summary["progress_ok"] and result.summary["items"] <= 1

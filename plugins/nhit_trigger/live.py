@@ -12,10 +12,10 @@ import time
 
 import numpy as np
 
+from hisci import InputError
 from hisci.builtin_plugins.nhit import figures, wire
-from hisci.builtin_plugins.nhit.config import load_config
+from hisci.builtin_plugins.nhit.config import load_config, whole_number
 from hisci.builtin_plugins.nhit.eventfile import EventFileWriter, encode_file_header
-from hisci.builtin_plugins.nhit.glue import as_int, input_error
 from hisci.builtin_plugins.nhit.hitstream import STREAM_HEADER_DTYPE
 from hisci.builtin_plugins.nhit.pipeline import EventStats, warm_up
 from hisci.builtin_plugins.nhit.trigger import BufferPool, process_fragment
@@ -42,7 +42,7 @@ class _Run:
 
     def start(self, message) -> None:
         if self.header is not None:
-            raise input_error("live hits: a second start-of-run message arrived in one run", pointer="/live/zmq/hits")
+            raise InputError("live hits: a second start-of-run message arrived in one run", pointer="/live/zmq/hits")
         h = np.frombuffer(message, STREAM_HEADER_DTYPE, count=1)[0]
         self.header = {k: int(h[k]) for k in ("n_ed", "n_md", "fragment_ns", "overlap_ns", "start_ns")}
         self.writer = EventFileWriter(self.ctx.output_dir / OUTPUT_NAME, run_number=self.run_number,
@@ -52,7 +52,7 @@ class _Run:
 
     def fragment(self, message) -> None:
         if self.header is None:
-            raise input_error("live hits: a fragment arrived before the start-of-run message (the 64-byte "
+            raise InputError("live hits: a fragment arrived before the start-of-run message (the 64-byte "
                               "stream header)", pointer="/live/zmq/hits", hint="see the framing in the README")
         head, hits = wire.decode_fragment(message)
         index = int(head["index"])
@@ -101,10 +101,11 @@ class _Run:
 
 def run_live(ctx) -> dict:
     """Trigger fragments from the live source ``hits`` until the end-of-run message."""
-    extra = ctx.params["extra"]
-    config = load_config(extra)
+    config = load_config(ctx)
+    with ctx.field("run_number") as text:
+        run_number = whole_number(text)
     warm_up()  # compile the kernels before the first fragment, not while the stream backs up
-    run = _Run(ctx, config, as_int(extra.get("run_number", 0), "run_number", minimum=0))
+    run = _Run(ctx, config, run_number)
     unknown = 0
     try:
         for item in ctx.live_items("hits"):

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from hisci import InputError
+
 from .analysis import match_all, run_lcf
 from .library import normalize_spectra
 from .xas_io import Spectrum, read_spectra
@@ -42,12 +44,12 @@ def run_live(ctx: Any) -> dict:
     extra = ctx.params["extra"]
     mode = extra.get("mode", "match")
     if mode == "pca":
-        raise batch._input_error("extra.mode: pca needs the whole series; live mode fits each spectrum "
-                                 "as it arrives (lcf or match)", pointer="/extra/mode", given=mode,
-                                 allowed=["lcf", "match"])
+        raise InputError("extra.mode: pca needs the whole series; live mode fits each spectrum "
+                         "as it arrives (lcf or match)", pointer="/extra/mode", given=mode,
+                         allowed=["lcf", "match"])
     fit_range = tuple(float(v) for v in extra.get("fit_range", [-20, 80]))
     shift_range = float(extra.get("shift_range", 5.0))
-    settings = batch._settings(extra)
+    settings = batch.read_settings(ctx)
     lib = batch._database(ctx, settings)
     spectra: list = []
     rejected = 0
@@ -73,13 +75,9 @@ def run_live(ctx: Any) -> dict:
         return summary
     batch._save_normalized(ctx, spectra)
     summary["e0"] = {ns.name: round(ns.e0, 2) for ns in spectra[:50]}
-    try:
-        if mode == "lcf":
-            summary.update(batch._lcf(ctx, extra, spectra, lib, fit_range, shift_range))
-        else:
-            summary.update(batch._match(ctx, extra, spectra, lib, fit_range, shift_range))
-    except ValueError as exc:
-        raise batch._input_error(f"{mode}: {exc}", pointer="/extra") from None
+    with ctx.field("/extra"):
+        analysis = batch._lcf if mode == "lcf" else batch._match
+        summary.update(analysis(ctx, extra, spectra, lib, fit_range, shift_range))
     return summary
 
 
