@@ -147,8 +147,9 @@ def _sender(path: str, port: int, duration: float, started, done) -> None:
     end = wire.encode_end(stream.header.start_ns + r * span, r * n, hits)
     sock.send(end)
     sent += len(end)
-    done.send((sent, r * n, hits, time.time() - t0))
     sock.close(linger=-1)
+    zmq.Context.instance().term()  # blocks until every queued message is on the wire
+    done.send((sent, r * n, hits, time.time() - t0))
 
 
 def bench_nhit(tmp: Path, seconds: float, scale: float, duration: float) -> None:
@@ -188,7 +189,11 @@ def bench_nhit(tmp: Path, seconds: float, scale: float, duration: float) -> None
     lag = result.record["live"]["sources"]["hits"]
     print(f"nhit: sent {sent / 1e6:.0f} MB ({frags} fragments, {hits} hits) in {send_s:.1f} s; received "
           f"{s['bytes_received'] / 1e6:.0f} MB, {s['fragments_received']} fragments, {s['hits_received']} hits; "
-          f"complete={s['complete']}, dropped {lag['dropped']}, spooled {lag['spooled']}; events {s['events']}")
+          f"complete={s['complete']}, dropped {lag['dropped']}, spooled {lag['spooled']}; events {s['events']}; "
+          f"stopped: {result.record['live']['stop']}")
+    if not s["complete"]:
+        print("nhit: log warnings:\n" + "\n".join(line for line in (out / "log.txt").read_text().splitlines()
+                                                   if "WARNING" in line or "ERROR" in line)[-2000:])
     print(f"nhit: CPU: the live job {job_cpu:.1f} s ({s['bytes_received'] / 1e6 / job_cpu:.0f} MB per CPU-second, "
           f"{FULL_RATE / (s['bytes_received'] / 1e6 / job_cpu):.2f} of a core at {FULL_RATE:.0f} MB/s); "
           f"the sender {sender_cpu:.1f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
