@@ -6,7 +6,7 @@ HICLI  := $(VENV)/bin/hicli
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test test-full demo bench lint serve browser clean
+.PHONY: install test test-full demo bench lint serve browser postgres clean
 
 $(STAMP): pyproject.toml setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,17 +21,22 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install browser
+# Debian's PostgreSQL for the job-index tests (they start a temporary cluster themselves).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+test: install browser postgres
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-test-full: install browser
+test-full: install browser postgres
 	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
 
 demo: install
 	$(HICLI) run table_plot --example -o demo-out
 	@echo "demo: figure, result.json and log.txt are in demo-out/"
 
-bench: install
+bench: install postgres
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 lint: install

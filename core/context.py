@@ -59,6 +59,10 @@ class RunContext:
         #: The LiveSession of a live run (``hisci.live``), None otherwise.
         self.live = live
         self._span = (0.0, 1.0)
+        #: How many chunks ``plan`` should aim for, and the plugin's ``runtime.parallel``
+        #: (set by the parallel executors; see :func:`hisci.parallel.split_range`).
+        self.chunk_target: int = 1
+        self.parallel: Any = None
 
     @property
     def on_gpu(self) -> bool:

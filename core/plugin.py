@@ -18,7 +18,8 @@ from . import schema_check as schemas
 from .errors import PluginLoadError, Problem
 from .expressions import check_ui_expressions
 from .leniency import tolerate
-from .models import DataSpec, Meta, Runtime, UiSpec
+from .models import DataSpec, Meta, Output, Runtime, UiSpec
+from .workflow.model import WORKFLOW_FILE, Workflow
 
 if TYPE_CHECKING:
     from .form import FileTexts
@@ -50,14 +51,26 @@ class Plugin:
     raw: dict[str, Any] = field(repr=False, compare=False)
     package: str | None = None
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
+    workflow: Workflow | None = field(default=None, compare=False)
 
     @property
     def runtime(self) -> Runtime | None:
         return self.meta.runtime
 
     @property
+    def is_workflow(self) -> bool:
+        """True for a workflow folder (workflow.json instead of plugin.py)."""
+        return self.workflow is not None
+
+    @property
     def runnable(self) -> bool:
-        return self.runtime is not None
+        return self.runtime is not None or self.is_workflow
+
+    @property
+    def outputs(self) -> dict[str, Output]:
+        """Declared outputs (``runtime.outputs``); a workflow's are resolved by
+        :func:`hisci.workflow.graph.plugin_outputs` against a registry."""
+        return dict(self.runtime.outputs) if self.runtime else {}
 
     @property
     def version(self) -> str:
@@ -101,7 +114,11 @@ class Plugin:
 
     def load_entry(self) -> Callable[..., Any]:
         """Import the plugin's entry point (``module:function``) and return the function."""
-        if self.runtime is None:
+        if self.is_workflow:
+            raise PluginLoadError(
+                [Problem("a workflow has no entry function; run it with hisci.workflow.local",
+                         file=str(self.folder / WORKFLOW_FILE))], plugin_id=self.id)
+        if self.runtime is None or self.runtime.entry is None:
             raise PluginLoadError(
                 [Problem("this plugin has no runtime block, so it cannot be run",
                          file=str(self.folder / "meta.json"), pointer="/runtime",
@@ -142,6 +159,7 @@ class Plugin:
             "source": self.source,
             "folder": str(self.folder),
             "runnable": self.runnable,
+            "kind": "workflow" if self.is_workflow else "plugin",
             "queue": self.runtime.queue if self.runtime else None,
             "gpu": self.runtime.gpu if self.runtime else None,
             **self.meta.card(lang),
@@ -154,7 +172,7 @@ class CachedPlugin(Plugin):
     """A plugin restored from the registry cache (validated when its files last changed).
 
     Only meta.json is kept in the cache; data.json and ui.json are read again (with
-    Hiplot's leniency) the first time a caller needs them.
+    Hiplot's leniency) the first time a caller needs them; a workflow's workflow.json at once.
     """
 
     @classmethod
@@ -162,7 +180,10 @@ class CachedPlugin(Plugin):
                 warnings: tuple[Problem, ...]) -> CachedPlugin:
         plugin = object.__new__(cls)
         plugin.__dict__.update(id=folder.name, folder=folder, source=source, package=package,
-                               meta=Meta.model_validate(meta), warnings=warnings)
+                               meta=Meta.model_validate(meta), warnings=warnings, workflow=None)
+        workflow_path = folder / WORKFLOW_FILE
+        if workflow_path.exists():  # validated when cached (its size/mtime is in the fingerprint)
+            plugin.__dict__["workflow"] = Workflow.from_json(schemas.read_json(workflow_path)[0])
         return plugin
 
     @cached_property
@@ -197,6 +218,11 @@ def load_plugin(folder: Path, source: str = "path", package: str | None = None) 
     raw, warnings = tolerate(raw, str(folder))
     for name, document in raw.items():
         problems += schemas.check(document, name.split(".")[0], file=str(folder / name))
+    workflow_path = folder / WORKFLOW_FILE
+    if workflow_path.exists():
+        document, found = schemas.read_json(workflow_path)
+        problems += found or schemas.check(document, "workflow", file=str(workflow_path))
+        raw[WORKFLOW_FILE] = document
     if problems:
         raise PluginLoadError(problems, plugin_id=plugin_id, summary=f"plugin '{plugin_id}' is invalid")
     try:
@@ -208,8 +234,10 @@ def load_plugin(folder: Path, source: str = "path", package: str | None = None) 
             [Problem(e["msg"], pointer=schemas.pointer(e["loc"]), file=str(folder)) for e in exc.errors()],
             plugin_id=plugin_id, summary=f"plugin '{plugin_id}' is invalid",
         ) from None
-    plugin = Plugin(plugin_id, folder, source, meta, data, ui, raw, package, tuple(warnings))
+    workflow = Workflow.from_json(raw[WORKFLOW_FILE]) if WORKFLOW_FILE in raw else None
+    plugin = Plugin(plugin_id, folder, source, meta, data, ui, raw, package, tuple(warnings), workflow)
     problems += _check_entry(plugin)
+    problems += _check_runtime_inputs(plugin)
     problems += check_ui_expressions(plugin.ui, file=str(folder / "ui.json"))
     problems += plugin.params.problems
     if problems:
@@ -218,8 +246,19 @@ def load_plugin(folder: Path, source: str = "path", package: str | None = None) 
 
 
 def _check_entry(plugin: Plugin) -> list[Problem]:
+    meta_file = str(plugin.folder / "meta.json")
+    if plugin.is_workflow:
+        if plugin.runtime and plugin.runtime.entry:
+            return [Problem("a workflow folder has workflow.json instead of an entry function",
+                            file=meta_file, pointer="/runtime/entry", given=plugin.runtime.entry,
+                            hint="remove runtime.entry (or workflow.json)")]
+        return []
     if plugin.runtime is None:
         return []
+    if plugin.runtime.entry is None:
+        return [Problem("runtime.entry is required (or a workflow.json for a workflow)",
+                        file=meta_file, pointer="/runtime/entry",
+                        hint='add "entry": "plugin:run" and a plugin.py with def run(ctx)')]
     module = plugin.runtime.entry.split(":")[0]
     path = plugin.folder / (module.replace(".", "/") + ".py")
     if path.exists():
@@ -229,3 +268,14 @@ def _check_entry(plugin: Plugin) -> list[Problem]:
         file=str(plugin.folder / "meta.json"), pointer="/runtime/entry",
         given=plugin.runtime.entry, hint=f"create {path.name} with a run(ctx) function",
     )]
+
+
+def _check_runtime_inputs(plugin: Plugin) -> list[Problem]:
+    """``runtime.inputs`` may only name the file inputs of ui.json."""
+    if plugin.runtime is None:
+        return []
+    return [Problem(f"runtime.inputs names '{name}', which is not an input in ui.json data",
+                    file=str(plugin.folder / "meta.json"), pointer=f"/runtime/inputs/{name}",
+                    given=name, allowed=sorted(plugin.ui.data),
+                    hint="use an id of ui.json data")
+            for name in plugin.runtime.inputs if name not in plugin.ui.data]

@@ -64,6 +64,7 @@ class Registry:
             rejected += _add(plugins, cand, cache)
             if trace:
                 log.warning("discovery: %s from %s (%s)", cand.folder.name, cand.folder, cand.source)
+        rejected += _check_workflows(plugins, rejected)
         return cls(plugins, tuple(rejected))
 
     @property
@@ -135,3 +136,25 @@ def _add(plugins: dict[str, Plugin], cand: Candidate, cache: RegistryCache) -> l
         cache.put(cand, print_, plugin)
     plugins[plugin_id] = plugin
     return []
+
+
+def _check_workflows(plugins: dict[str, Plugin], rejected: list[RejectedPlugin]) -> list[RejectedPlugin]:
+    """Leave out workflows whose graph is unsound (repeat: one may use another)."""
+    from .errors import PluginLoadError
+    from .workflow.graph import check
+
+    out: list[RejectedPlugin] = []
+    changed = True
+    while changed:
+        changed = False
+        view = Registry(plugins, tuple(rejected + out))
+        for plugin in [p for p in plugins.values() if p.is_workflow]:
+            problems = check(plugin, view)
+            if problems:
+                err = PluginLoadError(problems, plugin_id=plugin.id,
+                                      summary=f"workflow '{plugin.id}' is invalid")
+                out.append(RejectedPlugin(plugin.id, str(plugin.folder), plugin.source, err))
+                del plugins[plugin.id]
+                changed = True
+                break
+    return out

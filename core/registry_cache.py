@@ -26,6 +26,7 @@ from typing import Any
 from .discovery import Candidate
 from .errors import Problem
 from .plugin import JSON_FILES, CachedPlugin, Plugin
+from .workflow.model import WORKFLOW_FILE
 
 log = logging.getLogger("hisci.registry")
 
@@ -44,8 +45,8 @@ def _stat(path: Path) -> tuple[int, int] | None:
 
 
 def fingerprint(folder: Path) -> Fingerprint:
-    """Size and mtime of meta.json, data.json, ui.json and every top-level .py of the folder."""
-    files = [(name, _stat(folder / name)) for name in JSON_FILES]
+    """Size and mtime of meta.json, data.json, ui.json, workflow.json and every top-level .py."""
+    files = [(name, _stat(folder / name)) for name in (*JSON_FILES, WORKFLOW_FILE)]
     try:
         code = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns) for e in os.scandir(folder)
                       if e.name.endswith(".py") and e.is_file())

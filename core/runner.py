@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import socket
 import threading
 import time
 import traceback
@@ -16,10 +17,11 @@ from typing import Any
 from .context import ProgressSink, RunContext
 from .errors import InputError, JobCancelled
 from .inputs import resolve_inputs
+from .jobs.record import FolderBook, JobRecord, JobState
 from .live import LiveSession, LiveSpec, live_spec_for, split_live
 from .live.publish import Sink
 from .plugin import Plugin
-from .record import JobState, new_record, now, write_task_status
+from .record import new_record, write_task_status
 from .storage import write_json
 
 InputsArg = dict[str, "str | Path | list[str | Path]"]
@@ -102,6 +104,10 @@ def run_plugin(
     owner: str | None = None,
     params: dict[str, Any] | None = None,
     record: dict[str, Any] | None = None,
+    book: Any = None,
+    jobs: int = 1,
+    chunks: int | None = None,
+    entry: Callable[[RunContext], Any] | None = None,
     live: dict[str, Any] | LiveSpec | None = None,
     stop_event: threading.Event | None = None,
     live_sink: Sink | None = None,
@@ -116,6 +122,13 @@ def run_plugin(
     ----------
     params : already validated params (the job worker passes the ones stored at submit).
     record : an existing job record to continue (the job layer's, with owner and queue).
+    book : where record changes go (``JobBook`` in the service; by default job.json in
+        ``output_dir``). Every change is a ``JobRecord`` transition.
+    jobs, chunks : run a parallel plugin (``runtime.parallel`` with plan/run_chunk/merge) in
+        ``jobs`` local processes and ``chunks`` chunks (default: one per process). A plugin
+        without them, or ``jobs == 1`` with no ``chunks``, runs whole as usual.
+    entry : call this with the RunContext instead of the plugin's entry point (the job
+        service's chunk and merge children, :mod:`hisci.jobs.scaleout`).
     live : the live settings (``request["live"]`` is taken too); the run then calls the
         plugin's ``run_live`` with ``ctx.live`` set (``hisci.live``).
     stop_event : set it to stop a live run after the current item (Ctrl-C).
@@ -129,26 +142,34 @@ def run_plugin(
         request = build_request(plugin, request, inputs=inputs, example=example, example_index=example_index)
         params = plugin.validate_request(request, files=existing_inputs(plugin, request),
                                          live_inputs=live_spec.names if live_spec else ())
-    entry = plugin.load_live_entry() if live_spec else plugin.load_entry()
+    entry = entry or (plugin.load_live_entry() if live_spec else plugin.load_entry())
     files = resolve_inputs(plugin, params)
+    if jobs > 1 or chunks:
+        from .parallel import local_parallel_entry, parallel_entry
+
+        funcs = parallel_entry(plugin)
+        if funcs is not None:
+            entry = local_parallel_entry(plugin, funcs, files, max(1, jobs), chunks)
     output_dir = prepare_output(output_dir)
     if record is None:
         record = new_record(plugin, params, files, job_id=job_id, owner=owner)
     if live_spec:
-        record["live_spec"] = live_spec.to_json()
-    logger, handler = _file_logger(record["id"], output_dir / "log.txt")
+        record.setdefault("live_spec", live_spec.to_json())
+    book = book or FolderBook(output_dir, record)
+    job = JobRecord(record)
+    logger, handler = _file_logger(job.id, output_dir / "log.txt")
 
-    def save(**changes: Any) -> None:
-        record.update(changes)
-        write_json(output_dir / "job.json", record)
+    def save(change: Callable[[JobRecord], Any]) -> None:
+        nonlocal job
+        job = book.apply(job.id, change)
 
     last_write = [0.0]
 
     def report(fraction: float, message: str) -> None:
-        record.update(progress=round(fraction, 4), message=message)
         if time.monotonic() - last_write[0] > 0.2 or fraction >= 1:
             last_write[0] = time.monotonic()
-            save()
+            # another writer may have ended the job meanwhile (cancel, lost worker): then skip
+            save(lambda r: r.state == JobState.RUNNING and r.progress(fraction, message))
         if progress:
             progress(fraction, message)
 
@@ -162,22 +183,23 @@ def run_plugin(
             logger.removeHandler(handler)
             handler.close()
             raise
-    save(status=JobState.RUNNING.value, started=now())
+    ctx = RunContext(params, files, output_dir, plugin.folder, logger, report, cancel_check,
+                     xp or numpy, live=session)
+    live_summary: dict[str, Any] = {}
+    if job.state != JobState.RUNNING:
+        save(lambda r: r.start(host=socket.gethostname()))
     write_task_status(output_dir, 2)
-    logger.info("plugin %s %s started (job %s)", plugin.id, plugin.version, record["id"])
-    ctx: RunContext | None = None
+    logger.info("plugin %s %s started (job %s)", plugin.id, plugin.version, job.id)
     try:
-        ctx = RunContext(params, files, output_dir, plugin.folder, logger, report, cancel_check,
-                         xp or numpy, live=session)
         summary = entry(ctx) or {}
         if session is not None:
-            summary["live"] = record["live"] = session.summary()
-            _log_live(logger, record["live"])
+            summary["live"] = live_summary = session.summary()
+            _log_live(logger, live_summary)
         write_json(output_dir / "result.json", summary)
         state, reason = JobState.SUCCEEDED, None
         if session is not None and session.stop_reason == "cancelled":
             state, reason = JobState.CANCELLED, (f"cancelled by request (live: stopped cleanly after "
-                                                 f"{record['live']['processed']} items; final outputs written)")
+                                                 f"{live_summary['processed']} items; final outputs written)")
     except JobCancelled:
         logger.warning("cancelled")
         summary, state, reason = {}, JobState.CANCELLED, "cancelled by request"
@@ -186,18 +208,18 @@ def run_plugin(
         summary, state, reason = {}, JobState.FAILED, _reason(exc, plugin)
     finally:
         if session is not None:
-            record.setdefault("live", session.summary())
+            live_summary = live_summary or session.summary()
             session.close()
         logger.removeHandler(handler)
         handler.close()
     outputs = sorted(str(p.relative_to(output_dir)) for p in output_dir.rglob("*") if p.is_file())
-    figures = ctx.figures if ctx is not None else []
-    save(status=state.value, reason=reason, finished=now(), figures=figures, outputs=outputs,
-         progress=1.0 if state == JobState.SUCCEEDED else record["progress"],
-         message="done" if state == JobState.SUCCEEDED else record["message"])
+    extra_fields = {"live": live_summary} if live_summary else {}
+    save(lambda r: r.state == JobState.RUNNING
+         and r.finish(state, reason, figures=ctx.figures, outputs=outputs, **extra_fields))
     write_task_status(output_dir, 4 if state == JobState.SUCCEEDED else 2,
                       failed=state != JobState.SUCCEEDED)
-    return RunResult(state.value, output_dir, record, summary, reason)
+    state = job.state if job.state.finished else state
+    return RunResult(state.value, output_dir, job.data, summary, job.reason if job.state.finished else reason)
 
 
 def _log_live(logger: logging.Logger, live: dict[str, Any]) -> None:

@@ -23,7 +23,8 @@ class Settings(BaseModel):
     ``HISCI_CANCEL_GRACE`` (seconds) for the job service, ``HISCI_DATABASE_URL`` for the job
     index (default: SQLite ``<data dir>/index.sqlite``; ``postgresql://user@host/db`` for PostgreSQL);
     ``HISCI_CACHE_DIR`` for the registry cache (default ``$XDG_CACHE_HOME/hisci`` or
-    ``~/.cache/hisci``; ``HISCI_NO_CACHE=1`` turns it off).
+    ``~/.cache/hisci``; ``HISCI_NO_CACHE=1`` turns it off); ``HISCI_STEP_CACHE_DIR`` for the step
+    cache of local workflow runs (default ``<that>/steps``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -41,7 +42,9 @@ class Settings(BaseModel):
     heartbeat_ttl: float = 10.0
     reaper_interval: float = 2.0
     cancel_grace: float = 10.0
+    sweep_limit: int = 200
     cache_dir: Path | None = Field(default_factory=lambda: default_cache_dir())
+    step_cache_dir: Path = Field(default_factory=lambda: _default_step_cache())
 
     @field_validator("redis_url")
     @classmethod
@@ -61,6 +64,8 @@ class Settings(BaseModel):
             values["plugin_path"] = tuple(
                 Path(p) for p in env["HISCI_PLUGIN_PATH"].split(os.pathsep) if p
             )
+        if env.get("HISCI_STEP_CACHE_DIR"):
+            values["step_cache_dir"] = Path(env["HISCI_STEP_CACHE_DIR"])
         if env.get("HISCI_DATA_ROOTS"):
             values["data_roots"] = tuple(Path(p) for p in env["HISCI_DATA_ROOTS"].split(os.pathsep) if p)
         if env.get("HISCI_REDIS_URL"):
@@ -74,6 +79,8 @@ class Settings(BaseModel):
                           ("HISCI_MAX_REQUEST_MB", "max_request_mb")):
             if env.get(name):
                 values[key] = float(env[name])
+        if env.get("HISCI_SWEEP_LIMIT"):
+            values["sweep_limit"] = int(env["HISCI_SWEEP_LIMIT"])
         values["builtins"] = env.get("HISCI_NO_BUILTINS", "") not in ("1", "true", "yes")
         values["entry_points"] = env.get("HISCI_NO_ENTRY_POINTS", "") not in ("1", "true", "yes")
         values["trace"] = env.get("HISCI_TRACE", "") in ("1", "true", "yes")
@@ -89,3 +96,7 @@ def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/hisci``, else ``~/.cache/hisci``."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "hisci"
+
+
+def _default_step_cache() -> Path:
+    return default_cache_dir() / "steps"

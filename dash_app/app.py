@@ -20,7 +20,7 @@ from hisci import HisciError, Plugin, Registry, Settings
 
 from . import forms
 from .i18n import norm_lang, t
-from .pages import catalogue, job, jobs, login, plugin_form, preview
+from .pages import catalogue, compare, job, jobs, login, plugin_form, preview
 from .style import INDEX
 
 log = logging.getLogger("hisci.dash")
@@ -102,7 +102,7 @@ def create_dash_app(settings: Settings | None, registry: Registry, service: Any 
     app.layout = shell(env)
     register(app, env)
     forms.register_form_callbacks(app, env.resolve, env.save_upload)
-    for page in (catalogue, plugin_form, job, jobs, preview, login):
+    for page in (catalogue, plugin_form, job, jobs, preview, login, compare):
         page.register(app, env)
     app.hisci_env = env  # type: ignore[attr-defined] - for tests and the lead's wiring
     return app
@@ -138,6 +138,8 @@ def route(env: AppEnv, path: str, search: str, lang: str, token: Any) -> Any:
             return jobs.layout(env, lang, user)
         if parts[0] == "jobs" and len(parts) == 2:
             return job.layout(env, parts[1], lang, user)
+        if parts[0] == "jobs" and len(parts) == 3 and parts[2] == "compare":
+            return compare.layout(env, parts[1], lang, user)
         if parts[0] == "preview":
             return preview.layout(env, lang, query.get("plugin"))
         if parts[0] == "login":

@@ -65,4 +65,4 @@ def serve_preview(folder: Path, host: str = "127.0.0.1", port: int = 8050) -> No
 
 def watched_texts(folder: Path) -> dict[str, Any]:
     return {name: (folder / name).read_text("utf-8") if (folder / name).exists() else ""
-            for name in ("meta.json", "data.json", "ui.json")}
+            for name in ("meta.json", "data.json", "ui.json", "workflow.json")}

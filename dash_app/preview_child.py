@@ -20,7 +20,15 @@ def main(spec_path: str) -> int:
     output = Path(spec["output"])
     try:
         plugin = load_plugin(Path(spec["folder"]), "preview", package=spec.get("package"))
-        result = run_plugin(plugin, example=True, inputs=spec["inputs"], output_dir=output)
+        if plugin.is_workflow:  # its steps are the installed plugins; no step cache in a preview
+            from hisci import Registry
+            from hisci.workflow.graph import RegistryView
+            from hisci.workflow.local import run_workflow
+
+            result = run_workflow(plugin, example=True, inputs=spec["inputs"], output_dir=output,
+                                  registry=RegistryView(Registry.discover(), {plugin.id: plugin}), cache=None)
+        else:
+            result = run_plugin(plugin, example=True, inputs=spec["inputs"], output_dir=output)
         report = {"status": result.status, "error": result.error, "summary": result.summary,
                   "figures": result.record.get("figures") or []}
     except HisciError as exc:

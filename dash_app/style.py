@@ -68,7 +68,7 @@ a{color:var(--hs-accent)}
 .hs-badge-warning{background:#fff4d6;color:#8a5a00;cursor:pointer}
 .hs-badge-succeeded{background:#d3f9d8;color:var(--hs-good)}
 .hs-badge-running{background:#d0ebff;color:var(--hs-accent)}
-.hs-badge-queued,.hs-badge-cancelled{background:#f1f3f5;color:#495057}
+.hs-badge-queued,.hs-badge-held,.hs-badge-cancelled{background:#f1f3f5;color:#495057}
 .hs-muted{color:var(--hs-muted);font-size:13px}
 .hs-filters{display:flex;gap:12px;margin-bottom:16px;flex-wrap:wrap}
 .hs-filters>*{flex:1;min-width:220px}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,20 @@ class Client:
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)
         return response.json() if response.content else None
+
+    def submit(self, body: dict[str, Any], key: str | None = None, tries: int = 3,
+               pause: float = 1.0) -> dict[str, Any]:
+        """POST /jobs with an ``Idempotency-Key`` (a new UUID4 unless given); an unreachable
+        service or a 503 is retried with the same key, so the job is created at most once."""
+        headers = {"Idempotency-Key": key or uuid.uuid4().hex}
+        for attempt in range(1, tries + 1):
+            try:
+                return self.json("POST", "/jobs", json=body, headers=headers)
+            except (ServiceError, ApiError) as exc:
+                if attempt == tries or (isinstance(exc, ApiError) and exc.status != 503):
+                    raise
+                time.sleep(pause * attempt)
+        raise AssertionError("unreachable")
 
     def upload(self, path: Path) -> dict[str, Any]:
         if not path.is_file():

@@ -13,32 +13,51 @@ from typing import Any
 import click
 
 from hisci import Registry
+from hisci.jobs.record import FINISHED as FINISHED_STATES
+from hisci.jobs.record import STATES
 
 from .client import Client
 from .cmd_run import assemble_live, assemble_request, live_options, request_options
 from .errors import EXIT_CANCELLED, EXIT_FAILED, handle_errors
 
-FINISHED = ("succeeded", "failed", "cancelled")
+FINISHED = tuple(s.value for s in FINISHED_STATES)
 
 
 @click.command("submit")
 @click.argument("plugin_id")
 @request_options
 @click.option("--wait", is_flag=True, help="Wait until the job ends; exit 2 if it failed.")
+@click.option("--idempotency-key", "key", default=None,
+              help="Sent as the Idempotency-Key header (default: a new random key); the same key "
+                   "returns the first job instead of submitting again.")
+@click.option("--chunks", type=click.IntRange(1, 4096), default=None,
+              help="Split a parallel plugin's job into N chunks (default: automatic when more "
+                   "than one worker could take them).")
+@click.option("--sweep", "sweep_text", default=None, metavar="KEY=VALUES",
+              help="One child job per value: extra.center=1020:1030:0.5 (stop included) or a,b,c.")
 @live_options
 @handle_errors
 def submit_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[str, ...],
                input_files: tuple[str, ...], params_file: Path | None, example: bool, example_index: int,
-               wait: bool, live: bool, watch: tuple[str, ...], zmq: tuple[str, ...], bluesky: tuple[str, ...],
-               until: int | None, idle: float | None, live_set: tuple[str, ...]) -> None:
-    """Submit a job to the service; prints the job id alone on stdout. With --live the
-    folders and addresses are the worker's (it watches them, not this machine)."""
+               wait: bool, key: str | None, chunks: int | None, sweep_text: str | None, live: bool,
+               watch: tuple[str, ...], zmq: tuple[str, ...], bluesky: tuple[str, ...], until: int | None,
+               idle: float | None, live_set: tuple[str, ...]) -> None:
+    """Submit a job to the service; prints the job id alone on stdout.
+
+    The request carries an Idempotency-Key; when the service is unreachable or answers 503
+    (Redis down) it is sent again with the same key (3 tries), so a retry never duplicates.
+    With --live the folders and addresses are the worker's (it watches them, not this machine)."""
     plugin = Registry.discover().get(plugin_id)
     live_spec = assemble_live(live, watch, zmq, bluesky, until, idle, live_set)
     request, inputs = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index,
                                        input_files)
     if live_spec:
         request["live"] = live_spec
+    swept = None
+    if sweep_text:
+        from hisci.sweep import parse_sweep
+
+        swept = parse_sweep(sweep_text, plugin)  # refused here, before anything is uploaded
     client = Client()
     for name, paths in inputs.items():
         links = [f"upload:{client.upload(Path(p))['id']}" for p in paths]
@@ -46,9 +65,16 @@ def submit_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[
         request.setdefault("data", {})[name] = {"value": [Path(p).name for p in paths] if isinstance(value, list)
                                                 else Path(paths[0]).name, "link": value}
     _relative_examples(plugin, request)
-    record = client.json("POST", "/jobs", json={"plugin": plugin_id, "request": request})
+    body: dict[str, Any] = {"plugin": plugin_id, "request": request}
+    if chunks is not None:
+        body["chunks"] = chunks
+    if swept is not None:
+        body["sweep"] = {swept.key: list(swept.values)}
+    record = client.submit(body, key)
     click.echo(record["id"])
-    click.echo(f"submitted {plugin_id} as job {record['id']} on queue {record['queue']}"
+    where = (f"{len(record['children'])} children ({record.get('kind')})" if record.get("children")
+             else f"queue {record['queue']}")
+    click.echo(f"submitted {plugin_id} as job {record['id']}, {where}"
                + (f" ({record['message']})" if record.get("message") else ""), err=True)
     if wait:
         _finish(_wait(client, record["id"]))
@@ -91,9 +117,20 @@ def status_cmd(job_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(record, indent=2))
         return
-    line = f"{record['id']}  {record['plugin']['id']}  {record['status']}  {100 * record.get('progress', 0):.0f}%"
-    click.echo(line + (f"  {record['message']}" if record.get("message") else "")
-               + (f"  reason: {record['reason']}" if record.get("reason") else ""))
+    click.echo(_status_line(record))
+    where = "  ".join(f"{k}: {record[k]}" for k in ("worker", "host") if record.get(k))
+    if where:
+        click.echo(f"  {where}")
+    for child in record.get("children") or []:
+        click.echo("  - " + _status_line({**child, "plugin": {"id": child["plugin"]}}, name=child.get("name"))
+                   + (f"  on {child['worker']}@{child['host']}" if child.get("worker") else ""))
+
+
+def _status_line(record: dict[str, Any], name: str | None = None) -> str:
+    line = (f"{record['id']}  {name + '  ' if name else ''}{record['plugin']['id']}  {record['status']}"
+            f"  {100 * (record.get('progress') or 0):.0f}%")
+    return (line + (f"  {record['message']}" if record.get("message") else "")
+            + (f"  reason: {record['reason']}" if record.get("reason") else ""))
 
 
 @click.command("logs")
@@ -155,7 +192,7 @@ def retry_cmd(job_id: str) -> None:
 
 
 @click.command("jobs")
-@click.option("--status", type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"]))
+@click.option("--status", type=click.Choice(list(STATES)))
 @click.option("--plugin")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)

@@ -42,7 +42,8 @@ def list_cmd(as_json: bool, lang: str) -> None:
 @handle_errors
 def show_cmd(plugin_id: str, as_json: bool, lang: str) -> None:
     """Show a plugin's card and its parameters with defaults and constraints."""
-    plugin = Registry.discover().get(plugin_id)
+    registry = Registry.discover()
+    plugin = registry.get(plugin_id)
     schema = plugin.parameter_schema()
     if as_json:
         click.echo(json.dumps({"plugin": plugin.summary(lang), "schema": schema}, indent=2,
@@ -61,6 +62,19 @@ def show_cmd(plugin_id: str, as_json: bool, lang: str) -> None:
     click.echo("parameters (extra):")
     for key, prop in schema["properties"]["extra"]["properties"].items():
         click.echo(f"  {key:<20} default={json.dumps(prop.get('default'))}  {_constraint(prop)}")
+    if plugin.is_workflow:
+        click.echo("steps:")
+        for sid, step in plugin.workflow.steps.items():
+            after = ", ".join(step.upstream)
+            click.echo(f"  {sid:<20} {step.plugin:<20} {'after ' + after if after else ''}".rstrip())
+    from hisci.models.meta import localize
+    from hisci.workflow.graph import plugin_outputs
+
+    outputs = plugin_outputs(plugin, registry)
+    if outputs:
+        click.echo("outputs:")
+        for name, out in outputs.items():
+            click.echo(f"  {name:<20} {out.glob:<20} {out.type or '':<16} {localize(out.description, lang)}".rstrip())
 
 
 def _constraint(prop: dict) -> str:
@@ -82,12 +96,17 @@ def _constraint(prop: dict) -> str:
 def validate_cmd(paths: tuple[Path, ...], strict: bool) -> None:
     """Validate plugin folders (or folders of them); print every problem and warning.
 
+    A workflow folder's graph is checked against the discovered plugins too.
     Exit 1 if a folder is invalid (or, with --strict, has warnings).
     """
     failed = warned = 0
+    registry = None
     for folder in _plugin_folders(paths):
         try:
             plugin = load_plugin(folder)
+            if plugin.is_workflow:
+                registry = registry or Registry.discover()
+                check_workflow(plugin, registry)
         except HisciError as err:
             failed += 1
             click.echo(f"invalid {folder.name} ({folder}):")
@@ -100,6 +119,16 @@ def validate_cmd(paths: tuple[Path, ...], strict: bool) -> None:
             click.echo(f"  ~ {problem}")
     if failed or (strict and warned):
         raise SystemExit(1)
+
+
+def check_workflow(plugin, registry) -> None:
+    """Raise PluginLoadError with the graph problems of a workflow folder."""
+    from hisci.errors import PluginLoadError
+    from hisci.workflow.graph import RegistryView, check
+
+    problems = check(plugin, RegistryView(registry, {plugin.id: plugin}))
+    if problems:
+        raise PluginLoadError(problems, plugin_id=plugin.id, summary=f"workflow '{plugin.id}' is invalid")
 
 
 def _plugin_folders(paths: tuple[Path, ...]) -> list[Path]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from hisci import Registry, run_plugin
+from hisci import Registry, Settings, run_plugin
 from hisci.assignments import assign_files, parse_assignments
 from hisci.errors import InputError
 from hisci.plugin import Plugin
@@ -116,20 +116,43 @@ def _single(inputs: dict[str, list[str]], plugin: Plugin) -> dict[str, Any]:
 @click.option("-o", "--output", "output_dir", required=True, type=click.Path(path_type=Path),
               help="Output folder (created).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--jobs", "-j", "jobs", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Processes: independent workflow steps, or the chunks of a parallel plugin "
+                   "(runtime.parallel), run side by side.")
+@click.option("--chunks", type=click.IntRange(1, 100_000), default=None,
+              help="Split a parallel plugin's job into N chunks (default: one per process).")
+@click.option("--sweep", "sweep_text", default=None, metavar="KEY=VALUES",
+              help="Run once per value: extra.center=1020:1030:0.5 (stop included) or extra.a=0.2,0.5.")
+@click.option("--no-cache", is_flag=True,
+              help="Workflows: re-run every step even when a matching succeeded step exists.")
 @live_options
 @handle_errors
 def run_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[str, ...],
             input_files: tuple[str, ...], params_file: Path | None, example: bool, example_index: int,
-            output_dir: Path, quiet: bool, live: bool, watch: tuple[str, ...], zmq: tuple[str, ...],
-            bluesky: tuple[str, ...], until: int | None, idle: float | None, live_set: tuple[str, ...]) -> None:
-    """Run a plugin locally; results, figures and log go to OUTPUT."""
-    plugin = Registry.discover().get(plugin_id)
+            output_dir: Path, quiet: bool, jobs: int, chunks: int | None, sweep_text: str | None,
+            no_cache: bool, live: bool, watch: tuple[str, ...], zmq: tuple[str, ...], bluesky: tuple[str, ...],
+            until: int | None, idle: float | None, live_set: tuple[str, ...]) -> None:
+    """Run a plugin or a workflow locally; results, figures and log go to OUTPUT."""
+    settings = Settings.from_env()
+    registry = Registry.discover(settings)
+    plugin = registry.get(plugin_id)
     live_spec = assemble_live(live, watch, zmq, bluesky, until, idle, live_set)
     request, _ = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index,
                                   input_files)
+    if sweep_text:
+        run_sweep(plugin, request, sweep_text, output_dir, jobs=jobs, chunks=chunks)
+        return
     with progress_bar(not quiet and sys.stderr.isatty(), plugin.id) as bar, stop_on_signals(bool(live_spec)) as stop:
-        result = run_plugin(plugin, request, output_dir=output_dir, progress=bar, live=live_spec,
-                            stop_event=stop)
+        if plugin.is_workflow:
+            from hisci.workflow.cache import StepCache
+            from hisci.workflow.local import run_workflow
+
+            result = run_workflow(plugin, request, registry=registry, output_dir=output_dir,
+                                  jobs=jobs, progress=bar,
+                                  cache=None if no_cache else StepCache(settings.step_cache_dir))
+        else:
+            result = run_plugin(plugin, request, output_dir=output_dir, progress=bar, jobs=jobs, chunks=chunks,
+                                live=live_spec, stop_event=stop)
     finish(result)
 
 
@@ -157,6 +180,28 @@ def stop_on_signals(enabled: bool) -> Iterator[Any]:
     finally:
         for sig, previous in old.items():
             signal.signal(sig, previous)
+
+
+def run_sweep(plugin: Plugin, request: dict[str, Any], sweep_text: str, output_dir: Path,
+              *, jobs: int, chunks: int | None) -> None:
+    """One run per swept value, in OUTPUT/000, OUTPUT/001, ...; sweep.json lists them."""
+    from hisci.storage import write_json
+    from hisci.sweep import parse_sweep
+
+    sweep = parse_sweep(sweep_text, plugin)
+    for req in sweep.requests(request):  # every child validates before any runs
+        plugin.validate_request(req)
+    rows, failed = [], 0
+    for i, (value, req) in enumerate(zip(sweep.values, sweep.requests(request), strict=True)):
+        result = run_plugin(plugin, req, output_dir=output_dir / f"{i:03d}", jobs=jobs, chunks=chunks)
+        failed += not result.ok
+        rows.append({"value": value, "folder": f"{i:03d}", "status": result.status,
+                     "summary": result.summary, "reason": result.error})
+        click.echo(f"{sweep.key}={value}: {result.status}", err=True)
+    write_json(output_dir / "sweep.json", {**sweep.to_json(), "plugin": plugin.id, "children": rows})
+    click.echo(json.dumps(rows, indent=2, default=str))
+    if failed:
+        raise SystemExit(EXIT_FAILED)
 
 
 def finish(result: RunResult) -> None:

@@ -26,6 +26,8 @@ SUBCOMMANDS = {
     "jobs": "hicli.cmd_jobs:jobs_cmd",
     "reload": "hicli.cmd_jobs:reload_cmd",
     "user": "hicli.cmd_user:user_group",
+    "cwl": "hicli.cmd_cwl:cwl_group",
+    "db": "hicli.cmd_db:db_group",
 }
 
 

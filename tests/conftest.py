@@ -69,3 +69,9 @@ def plugin_copy(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture
 def cli(isolated_env: Path) -> CliRunner:
     return CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def strict_job_states(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An illegal job state transition is an error in the tests (a logged refusal in production)."""
+    monkeypatch.setenv("HISCI_STRICT_STATES", "1")

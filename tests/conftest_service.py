@@ -173,3 +173,36 @@ def _up(url: str) -> bool:
         return httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator:
+    """One temporary PostgreSQL cluster per test run (each test gets its own database)."""
+    from .postgres_server import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """None (SQLite in the data dir) or a fresh PostgreSQL database; workers see it through
+    HISCI_DATABASE_URL."""
+    if request.param == "sqlite":
+        monkeypatch.delenv("HISCI_DATABASE_URL", raising=False)
+        return None
+    url = request.getfixturevalue("postgres_server").new_database()
+    monkeypatch.setenv("HISCI_DATABASE_URL", url)
+    return url
+
+
+def burst_worker(settings: Settings, queues: tuple[str, ...] = ("cpu",)) -> None:
+    """Run every job on the queues in an RQ burst worker in this process (horses are forked);
+    the caller sets the worker environment (see ``worker_env``)."""
+    from hisci.jobs.queueing import queue
+    from hisci.jobs.worker import HisciWorker
+
+    redis = Redis.from_url(settings.redis_url)
+    HisciWorker([queue(redis, q) for q in queues], connection=redis, serializer=queue(redis, "cpu").serializer
+                ).work(burst=True, logging_level="WARNING")

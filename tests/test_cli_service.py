@@ -77,10 +77,10 @@ def test_user_add_prints_only_the_token(isolated_env, tmp_path) -> None:
     result = CliRunner().invoke(hicli, ["user", "add", "carol", "--data-dir", str(tmp_path)])
     assert result.exit_code == 0
     token = result.stdout.strip()
-    store = UserStore(tmp_path / "users.json")
+    store = UserStore.open(tmp_path)
     assert store.authenticate(token).name == "carol"
-    assert token not in (tmp_path / "users.json").read_text()
-    assert stat.S_IMODE(os.stat(tmp_path / "users.json").st_mode) == 0o600
+    index = tmp_path / "index.sqlite"
+    assert token.encode() not in index.read_bytes() and stat.S_IMODE(os.stat(index).st_mode) == 0o600
     again = CliRunner().invoke(hicli, ["user", "add", "carol", "--data-dir", str(tmp_path)])
     assert again.exit_code == 1 and "user 'carol' exists" in again.output
 
@@ -145,3 +145,26 @@ def test_reload_needs_admin_and_rediscovers(env, monkeypatch) -> None:
     done = runner.invoke(hicli, ["reload"])
     assert done.exit_code == 0, done.output
     assert f"registry reloaded: {len(env.service.registry)} plugins" in done.output
+
+
+def test_status_of_a_job_group_shows_children_with_worker_and_host(env) -> None:
+    import time
+
+    from hisci.jobs import ChildSpec, GroupSpec
+
+    request = env.service.registry.get("table_plot").example_request()
+    parent = env.service.submit_group(env.service.users.authenticate(env.tokens.alice), GroupSpec(kind="parallel", plugin="table_plot"),
+                                      [ChildSpec(name=f"chunk-{i}", plugin="table_plot", request=request, kind="chunk")
+                                       for i in range(2)])
+    deadline = time.monotonic() + 60
+    while env.service.book.get(parent["id"]).state.value != "succeeded" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    runner = CliRunner()
+    record = json.loads(runner.invoke(hicli, ["status", parent["id"], "--json"]).stdout)
+    assert record["status"] == "succeeded" and record["kind"] == "parallel"
+    assert [c["name"] for c in record["children"]] == ["chunk-0", "chunk-1"]
+    assert all(c["status"] == "succeeded" and c["worker"] and c["host"] for c in record["children"])
+    text = runner.invoke(hicli, ["status", record["children"][0]["id"]]).stdout
+    assert f"worker: {record['children'][0]['worker']}  host: {record['children'][0]['host']}" in text
+    tree = runner.invoke(hicli, ["status", parent["id"]]).stdout
+    assert tree.count("  - ") == 2 and "chunk-1  table_plot  succeeded  100%" in tree

@@ -96,7 +96,7 @@ def test_cancel_job_that_ignores_progress_is_stopped_after_grace(api, tokens, st
     wait_status(api, tokens.alice, record["id"], "running")
     api.post(f"/api/v1/jobs/{record['id']}/cancel", headers=bearer(tokens.alice))
     final = wait_status(api, tokens.alice, record["id"], ("cancelled", "failed", "succeeded"), timeout=15)
-    assert final["status"] == "cancelled"
+    assert final["status"] == "cancelled", final
     assert "stopped after the grace period" in final["reason"]
 
 
@@ -134,10 +134,10 @@ def test_job_no_worker_can_hold_waits_with_reason(api, tokens, start_worker) -> 
     wait_for(lambda: api.get("/api/v1/health").json()["queues"]["cpu"]["workers"] == 1)
     time.sleep(0.5)  # the worker advertises its capacity right after registering
     record = submit(api, tokens.alice, "big_memory_plugin", {"extra": {"seconds": 0.1}})
-    assert record["status"] == "queued" and record["held"] is True
+    assert record["status"] == "held" and record["held"] is True
     assert record["message"].startswith("waiting for a cpu worker with memory_gb 100000 (largest live worker: memory_gb ")
     time.sleep(1)
-    assert status_of(api, tokens.alice, record["id"])["status"] == "queued"
+    assert status_of(api, tokens.alice, record["id"])["status"] == "held"
 
 
 def test_redis_restart_keeps_records_and_service_recovers(tmp_path, service_settings, tokens, start_worker) -> None:

@@ -113,7 +113,7 @@ def test_re_added_user_does_not_inherit_jobs_or_uploads(api, service) -> None:
     service.users.revoke("carol")
     new = service.users.add("carol")
     assert api.get(f"/api/v1/jobs/{job['id']}", headers=bearer(new)).status_code == 404
-    assert api.get("/api/v1/jobs", headers=bearer(new)).json()["total"] == 0
+    assert api.get("/api/v1/jobs", headers=bearer(new)).json()["jobs"] == []
     stolen = api.post("/api/v1/plugins/table_plot/validate", headers=bearer(new),
                       json={"data": {"datTable": {"link": upload["link"]}}})
     assert stolen.status_code == 422

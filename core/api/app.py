@@ -16,13 +16,15 @@ from ..jobs import JobService, Reaper
 from ..registry import Registry
 from ..settings import Settings
 from . import errors, links
+from .auth import TokenCache
 from .limits import RequestLimits
 from .routes_jobs import router as jobs_router
 from .routes_misc import router as misc_router
 from .routes_plugins import router as plugins_router
+from .routes_workers import router as workers_router
 
 API_PREFIX = "/api/v1"
-ROUTERS = (plugins_router, jobs_router, misc_router)
+ROUTERS = (plugins_router, jobs_router, misc_router, workers_router)
 log = logging.getLogger("hisci.api")
 
 
@@ -34,8 +36,9 @@ def create_app(settings: Settings, registry: Registry, service: JobService | Non
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        reaper = Reaper(settings, service.redis).start() if with_reaper and service.redis else None
+        reaper = Reaper(settings, service.redis, service.book).start() if with_reaper and service.redis else None
         if reaper:
+            reaper.resume_interrupted()  # jobs the last shutdown interrupted, when retries allow
             reaper.sweep()  # reconcile records with Redis at start
         yield
         if reaper:
@@ -44,6 +47,7 @@ def create_app(settings: Settings, registry: Registry, service: JobService | Non
     app = FastAPI(title="hisci", version=__version__, lifespan=lifespan,
                   description="Plugins, parameter schemas, uploads and jobs of a hisci service.")
     app.state.service = service
+    app.state.token_cache = TokenCache()
     app.state.registry = registry
     errors.install(app)
     for router in ROUTERS:

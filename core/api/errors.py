@@ -13,9 +13,13 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ConflictError, HisciError, InputError, ParamsError, UnknownPluginError, ValidationError
+from ..jobs.idempotency import IdempotencyConflict
+from ..jobs.service import RedisUnavailable
 from ..jobs.store import JobNotFound, UploadTooLarge
 
 STATUS = [
+    (RedisUnavailable, 503),
+    (IdempotencyConflict, 409),
     (JobNotFound, 404),
     (UnknownPluginError, 404),
     (UploadTooLarge, 413),
@@ -37,7 +41,7 @@ def install(app: FastAPI) -> None:
         problems = [{"pointer": p.pointer, "message": p.message, "given": _safe(p.given),
                      "allowed": _safe(p.allowed), "hint": p.hint} for p in exc.problems]
         return JSONResponse(error_body(exc.code, exc.message if len(problems) > 1 else str(exc), problems),
-                            status_code=status)
+                            status_code=status, headers={"Retry-After": "5"} if status == 503 else None)
 
     @app.exception_handler(RequestValidationError)
     async def request_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -3,44 +3,85 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from ..jobs import JobService, User
+from ..jobs.record import STATES
 from .auth import current_user, get_service
 from .errors import responses
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=responses(401, 404, 413, 422, 503))
-STATUSES = "^(queued|running|succeeded|failed|cancelled)$"
+STATUSES = f"^({'|'.join(STATES)})$"
 
 
 class SubmitBody(BaseModel):
     plugin: str = Field(..., description="plugin id", min_length=1, max_length=200)
     request: dict[str, Any] = Field(default_factory=dict, description="{data, dataArg, general, extra, textarea}")
+    chunks: int | None = Field(None, ge=1, le=4096, description="split a parallel plugin's job into N chunks")
+    sweep: dict[str, list[Any] | str] | None = Field(
+        None, description='one parameter and its values: {"extra.center": [1020, 1020.5]} or "1020:1030:0.5"')
 
 
-@router.post("", status_code=201)
-def submit(body: SubmitBody, service: JobService = Depends(get_service),
-           user: User = Depends(current_user)) -> dict[str, Any]:
-    return service.submit(user, body.plugin, body.request)
+@router.post("", status_code=201, responses={200: {"description": "a repeated Idempotency-Key: the first job"},
+                                             503: {"description": "Redis unavailable: nothing was stored"}})
+def submit(body: SubmitBody, response: Response, service: JobService = Depends(get_service),
+           user: User = Depends(current_user),
+           idempotency_key: str | None = Header(None, alias="Idempotency-Key", description=(
+               "any unique value per logical submit (a UUID4); a repeat returns the first job with 200"))
+           ) -> dict[str, Any]:
+    record, replayed = service.submit_once(user, body.plugin, body.request, idempotency_key,
+                                          chunks=body.chunks, sweep=body.sweep)
+    if replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return record
 
 
-@router.get("")
-def list_jobs(status: str | None = Query(None, pattern=STATUSES), plugin: str | None = None,
-              limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
-              service: JobService = Depends(get_service), user: User = Depends(current_user)) -> dict[str, Any]:
-    jobs, total = service.list_jobs(user, status, plugin, limit, offset)
-    return {"jobs": jobs, "total": total, "limit": limit, "offset": offset}
+@router.get("", responses={200: {"description": "one page of job records",
+                                 "content": {"application/json": {"schema": {"type": "object"}}}}})
+def list_jobs(status: str | None = Query(None, pattern=STATUSES, description="one state"),
+              plugin: str | None = Query(None, max_length=200, description="exact plugin id"),
+              owner: str | None = Query(None, max_length=64, description="admins: one user's jobs"),
+              created_after: str | None = Query(None, max_length=40, description="ISO 8601 time"),
+              created_before: str | None = Query(None, max_length=40, description="ISO 8601 time"),
+              q: str | None = Query(None, max_length=200, description="text in the plugin id"),
+              parent: str | None = Query(None, max_length=32, description="the children of this job group"),
+              limit: int = Query(50, ge=1, le=500), cursor: str | None = Query(None, max_length=200),
+              service: JobService = Depends(get_service), user: User = Depends(current_user)) -> Response:
+    """Newest first; pass ``next_cursor`` as ``cursor`` for the next page (keyset pagination).
+
+    Returns ``{"jobs": [...records], "limit", "next_cursor"}``."""
+    jobs, next_cursor = service.list_jobs(user, status, plugin, limit, cursor, owner=owner,
+                                          created_after=created_after, created_before=created_before,
+                                          q=q, parent=parent, as_json=True)
+    body = f'{{"jobs":[{",".join(jobs)}],"limit":{limit},"next_cursor":{json.dumps(next_cursor)}}}'
+    return Response(body, media_type="application/json")
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", responses={200: {"description": "the job record (job.json)",
+                                          "content": {"application/json": {"schema": {"type": "object"}}}}})
 def status(job_id: str, service: JobService = Depends(get_service),
-           user: User = Depends(current_user)) -> dict[str, Any]:
-    return service.get(user, job_id)
+           user: User = Depends(current_user)) -> Response:
+    return json_response(service.get(user, job_id))
+
+
+def json_response(document: Any) -> Response:
+    """Records are plain JSON already: dumped in one C call, skipping FastAPI's per-field
+    encoder (the status and list pages are the hot paths that job pages poll)."""
+    return Response(json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False),
+                    media_type="application/json")
+
+
+@router.get("/{job_id}/children")
+def children(job_id: str, service: JobService = Depends(get_service),
+             user: User = Depends(current_user)) -> dict[str, Any]:
+    return {"children": service.children(user, job_id)}
 
 
 @router.get("/{job_id}/log")

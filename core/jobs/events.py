@@ -63,6 +63,12 @@ class Heartbeat:
             self._stop.wait(self.ttl / 4)
 
     def start(self) -> Heartbeat:
+        """The first beat is synchronous, so the key exists before the job is marked running
+        (the reaper never sees a running job without a heartbeat that was not lost)."""
+        try:
+            self.redis.set(self.key, time.time(), px=int(self.ttl * 1000))
+        except RedisError:
+            pass
         self._thread.start()
         return self
 

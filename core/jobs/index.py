@@ -17,7 +17,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 DATABASE_ENV = "HISCI_DATABASE_URL"
-HEAD = "0001"
+HEAD = "0002"  # the newest migration in migrations/versions
+#: the reaper's filter, written as in the partial index ix_jobs_active so both SQLite and
+#: PostgreSQL use that index (a bound-parameter IN would not match it)
+ACTIVE_SQL = "state IN ('queued', 'held', 'running')"
 metadata = sa.MetaData()
 
 jobs = sa.Table(
@@ -49,6 +52,7 @@ users = sa.Table(
     sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
     sa.Column("admin", sa.Boolean, nullable=False),
     sa.Column("created", sa.Float, nullable=False),
+    sa.Column("worker", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 _ENGINES: dict[tuple[int, str], Engine] = {}
@@ -74,6 +78,8 @@ def open_index(data_dir: Path, url: str | None = None) -> Engine:
         if engine is None:
             engine = _make_engine(url)
             migrate(engine)
+            if url.startswith("sqlite:///"):
+                os.chmod(url[len("sqlite:///"):], 0o600)  # it holds the users' token hashes
             _ENGINES[key] = engine
     return engine
 

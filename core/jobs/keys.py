@@ -23,6 +23,11 @@ def worker_capacity(worker_name: str) -> str:
     return f"{PREFIX}:capacity:{worker_name}"
 
 
+def worker_alive(worker_name: str) -> str:
+    """A worker's heartbeat (its queues), with a TTL of the heartbeat TTL: absent = not live."""
+    return f"{PREFIX}:worker:{worker_name}"
+
+
 def rq_job_id(job_id: str, attempt: int = 1) -> str:
     """The RQ job id of one attempt of a hisci job."""
     return f"hisci-{job_id}-{attempt}"

@@ -6,6 +6,7 @@ from typing import Any
 
 from redis import Redis
 from rq import Queue
+from rq.job import Dependency
 from rq.serializers import JSONSerializer
 
 from ..settings import Settings
@@ -23,12 +24,19 @@ def queue(redis: Redis, name: str) -> Queue:
     return Queue(name, connection=redis, serializer=SERIALIZER)
 
 
-def enqueue(redis: Redis, settings: Settings, record: dict[str, Any]) -> str:
-    """Enqueue one attempt of ``record`` on ``record["queue"]``; returns the RQ job id."""
+def enqueue(redis: Redis, settings: Settings, record: dict[str, Any], depends_on: list[str] | None = None,
+            allow_failure: bool = False) -> str:
+    """Enqueue one attempt of ``record`` on ``record["queue"]``; returns the RQ job id.
+
+    ``depends_on``: RQ job ids that must end first (job groups); with ``allow_failure`` RQ
+    runs it even when one of them failed in RQ's sense (hisci decides by the records)."""
     attempt = record.get("attempts", 0) + 1
     rq_id = keys.rq_job_id(record["id"], attempt)
+    extra: dict[str, Any] = {}
+    if depends_on:
+        extra["depends_on"] = Dependency(jobs=depends_on, allow_failure=allow_failure)
     queue(redis, record["queue"]).enqueue(
         JOB_FUNCTION, record["id"], str(settings.data_dir.resolve()),
         job_id=rq_id, job_timeout=int(record.get("timeout") or 3600), result_ttl=600,
-        failure_ttl=86400, description=f"{record['plugin']['id']} {record['id']}")
+        failure_ttl=86400, description=f"{record['plugin']['id']} {record['id']}", **extra)
     return rq_id

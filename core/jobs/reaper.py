@@ -13,12 +13,15 @@ from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
-from ..record import JobState, now
 from ..settings import Settings
 from . import keys
+from .book import JobBook
 from .queueing import enqueue
+from .record import JobRecord, JobState
 from .routing import fits
-from .store import JobStore
+from .store import JobNotFound
+
+GROUP_KINDS = ("workflow", "parallel", "sweep")  # as hisci.jobs.groups (imported lazily there)
 
 log = logging.getLogger("hisci.reaper")
 
@@ -33,76 +36,133 @@ class Reaper:
     - held (no live worker can hold it): enqueued once one can.
     """
 
-    def __init__(self, settings: Settings, redis: Redis) -> None:
+    def __init__(self, settings: Settings, redis: Redis, book: JobBook | None = None) -> None:
         self.settings, self.redis = settings, redis
-        self.store = JobStore(settings.data_dir)
-        self._missing_since: dict[str, float] = {}
+        self.book = book or JobBook(settings.data_dir, settings.database_url)
+        self.store = self.book.store
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.on_change: list = []  # callables(record) told of every change (job groups)
 
     def sweep(self) -> list[tuple[str, str]]:
-        """Returns the (job id, action) pairs taken."""
+        """Returns the (job id, action) pairs taken. Reads only queued/held/running rows."""
         actions = []
-        for record in list(self.store.all()):
+        try:
+            actions += self._purge_deleted()
+        except RedisError as exc:
+            log.warning("reaper: Redis unavailable (%s); will retry", exc)
+            return actions
+        for record in self.book.active():
             try:
                 action = self._check(record)
             except RedisError as exc:
                 log.warning("reaper: Redis unavailable (%s); will retry", exc)
                 return actions
+            except JobNotFound:
+                continue  # deleted meanwhile
             if action:
-                actions.append((record["id"], action))
+                actions.append((record.id, action))
+                for hook in self.on_change:
+                    hook(self.book.get(record.id) if action != "deleted" else record)
         return actions
 
-    def _check(self, record: dict[str, Any]) -> str | None:
-        status = record.get("status")
-        job_id = record["id"]
-        if status == JobState.RUNNING.value:
+    def _check(self, record: JobRecord) -> str | None:
+        job_id = record.id
+        if record.state == JobState.RUNNING:
             return self._check_running(record)
-        self._missing_since.pop(job_id, None)
-        if status != JobState.QUEUED.value:
-            return None
-        if record.get("held"):
-            ok, why = fits(self.redis, record["queue"], record.get("needs") or {})
+        if record.kind in GROUP_KINDS:
+            return self._refresh_group(record)
+        if record.state == JobState.HELD:
+            ok, why = fits(self.redis, record.data["queue"], record.data.get("needs") or {})
             if ok:
-                record = self.store.update(job_id, held=False, message="")
-                enqueue(self.redis, self.settings, record)
+                record = self.book.apply(job_id, lambda r: r.release())
+                if record.state == JobState.QUEUED:
+                    enqueue(self.redis, self.settings, record.data)
                 return "released"
-            if why != record.get("message"):
-                self.store.update(job_id, message=why)
+            if why != record.data.get("message"):
+                self.book.note(job_id, message=why)
             return None
-        rq_id = keys.rq_job_id(job_id, record.get("attempts", 0) + 1)
-        if not Job.exists(rq_id, connection=self.redis) and _age(record) > 2.0:
-            enqueue(self.redis, self.settings, record)
-            self.store.update(job_id, message="re-enqueued: Redis had lost the queued job")
+        if record.data.get("depends_on"):
+            return None  # waits in RQ's deferred registry for the jobs it depends on
+        rq_id = keys.rq_job_id(job_id, record.attempts + 1)
+        if not Job.exists(rq_id, connection=self.redis) and _age(record.data) > 2.0:
+            enqueue(self.redis, self.settings, record.data)
+            self.book.note(job_id, message="re-enqueued: Redis had lost the queued job")
             return "requeued"
         return None
 
-    def _check_running(self, record: dict[str, Any]) -> str | None:
-        job_id = record["id"]
+    def _check_running(self, record: JobRecord) -> str | None:
+        """A job is lost once its heartbeat key has expired: at most ``heartbeat_ttl`` after the
+        work horse's last beat, seen by the next sweep (so within TTL + one sweep interval)."""
+        job_id = record.id
+        if record.kind in GROUP_KINDS:
+            return self._refresh_group(record)
         cancel_at = self.redis.get(keys.cancel(job_id))
         if self.redis.exists(keys.heartbeat(job_id)):
-            self._missing_since.pop(job_id, None)
             if cancel_at and time.time() - float(cancel_at) > self.settings.cancel_grace:
-                self._stop_horse(record)
-                self.store.update(job_id, status=JobState.CANCELLED.value, finished=now(),
-                                  reason="cancelled by request (stopped after the grace period)")
+                self._stop_horse(record.data)
+                self.book.apply(job_id, lambda r: r.state == JobState.RUNNING and r.finish(
+                    JobState.CANCELLED, "cancelled by request (stopped after the grace period)"))
                 return "stopped"
             return None
-        first = self._missing_since.setdefault(job_id, time.monotonic())
-        if time.monotonic() - first < self.settings.heartbeat_ttl:
-            return None
-        self._missing_since.pop(job_id, None)
+        if not self._redis_settled():
+            return None  # Redis just restarted empty: live work horses re-create their beat
         if cancel_at:
-            self.store.update(job_id, status=JobState.CANCELLED.value, finished=now(),
-                              reason="cancelled by request")
+            self.book.apply(job_id, lambda r: r.state == JobState.RUNNING
+                            and r.finish(JobState.CANCELLED, "cancelled by request"))
             return "cancelled"
-        if record.get("attempts", 1) <= record.get("retries", 0):
-            record = self.store.update(job_id, status=JobState.QUEUED.value,
-                                       message="worker lost; retrying")
-            enqueue(self.redis, self.settings, record)
-            return "retried"
-        self.store.update(job_id, status=JobState.FAILED.value, reason="worker lost", finished=now())
+        lost = self.book.apply(job_id, lambda r: r.state == JobState.RUNNING
+                               and r.finish(JobState.FAILED, "worker lost"))
+        if lost.may_retry():
+            from .worker import retry
+
+            if retry(self.settings, self.redis, self.book, job_id):
+                return "retried"
         return "lost"
+
+    def _redis_settled(self) -> bool:
+        """Whether Redis has been up for longer than two heartbeat periods (``ttl / 2``)."""
+        uptime = float(self.redis.info("server").get("uptime_in_seconds", 1e9))
+        return uptime >= max(1.0, self.settings.heartbeat_ttl / 2)
+
+    def _purge_deleted(self) -> list[tuple[str, str]]:
+        """Deleted jobs: a running one is stopped like a cancel; once its heartbeat is gone the
+        folder is removed (so nothing the job writes while stopping can bring it back)."""
+        actions = []
+        for job_id in self.store.deleted_pending():
+            if self.redis.exists(keys.heartbeat(job_id)):
+                cancel_at = self.redis.get(keys.cancel(job_id))
+                if cancel_at is None:
+                    self.redis.set(keys.cancel(job_id), time.time(), ex=7 * 86400)
+                elif time.time() - float(cancel_at) > self.settings.cancel_grace:
+                    attempts = _attempts_on_disk(self.store, job_id)
+                    self._stop_horse({"id": job_id, "attempts": attempts})
+                continue
+            if not self._redis_settled():
+                continue
+            self.store.purge(job_id)
+            actions.append((job_id, "purged"))
+        return actions
+
+    def resume_interrupted(self) -> list[tuple[str, str]]:
+        """At start: jobs failed by the last shutdown are queued again (a new attempt, the old
+        one in ``history``) when THE retry rule (``JobRecord.may_retry``) allows it."""
+        import sqlalchemy as sa
+
+        from .index import jobs
+        from .worker import INTERRUPTED, retry
+
+        query = sa.select(jobs.c.id).where(jobs.c.state == JobState.FAILED.value, jobs.c.reason == INTERRUPTED)
+        with self.book.engine.connect() as conn:
+            ids = list(conn.execute(query).scalars())
+        return [(job_id, "resumed") for job_id in ids if retry(self.settings, self.redis, self.book, job_id)]
+
+    def _refresh_group(self, record: JobRecord) -> str | None:
+        """A group's state is derived from its children (skips, stranded children)."""
+        from .groups import refresh
+
+        after = refresh(self.settings, self.redis, self.book, record.id)
+        return f"group {after.state.value}" if after.state != record.state else None
 
     def _stop_horse(self, record: dict[str, Any]) -> None:
         try:
@@ -126,6 +186,15 @@ class Reaper:
         self._stop.set()
         if self._thread:
             self._thread.join(5)
+
+
+def _attempts_on_disk(store: Any, job_id: str) -> int:
+    from ..storage import read_json
+
+    try:
+        return int(read_json(store.folder(job_id) / "job.json").get("attempts", 1))
+    except (OSError, ValueError):
+        return 1
 
 
 def _age(record: dict[str, Any]) -> float:

@@ -230,7 +230,8 @@ class JobRecord:
         d = self.data
         plugin = d.get("plugin") or {}
         return {
-            "id": d["id"], "owner": d.get("owner"), "owner_id": d.get("owner_id"),
+            "id": d["id"], "owner": d.get("owner"),
+            "owner_id": d.get("owner_id") or (f"name:{d['owner']}" if d.get("owner") else None),
             "plugin": plugin.get("id", ""), "version": plugin.get("version"),
             "state": self.state.value, "queue": d.get("queue"), "worker": d.get("worker"), "host": d.get("host"),
             "created": timestamp(d.get("created")) or time.time(), "started": timestamp(d.get("started")),
@@ -238,3 +239,21 @@ class JobRecord:
             "attempt": self.attempts, "reason": (d.get("reason") or None) and str(d["reason"])[:500],
             "progress": float(d.get("progress") or 0.0),
         }
+
+
+class FolderBook:
+    """The record of a local run (``hicli run``): no index, job.json in the output folder.
+    Same ``apply`` interface as :class:`hisci.jobs.book.JobBook`."""
+
+    def __init__(self, folder: Any, record: JobRecord | dict[str, Any]) -> None:
+        from pathlib import Path
+
+        self.path = Path(folder) / "job.json"
+        self.record = record if isinstance(record, JobRecord) else JobRecord(record)
+
+    def apply(self, job_id: str, change: Any) -> JobRecord:
+        from ..storage import write_json
+
+        if change(self.record) is not False:
+            write_json(self.path, self.record.data)
+        return self.record

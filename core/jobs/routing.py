@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
-from rq import Queue, Worker
 
 from ..plugin import Plugin
 from . import keys
+from .liveness import live_worker_names
 
 
 @dataclass(frozen=True)
@@ -20,8 +20,9 @@ class Route:
     note: str
 
 
-def live_workers(redis: Redis, queue: str) -> list[Worker]:
-    return Worker.all(connection=redis, queue=Queue(queue, connection=redis))
+def live_workers(redis: Redis, queue: str) -> list[str]:
+    """Names of the workers on ``queue`` that are live by heartbeat (not by registration)."""
+    return live_worker_names(redis, queue)
 
 
 def route(plugin: Plugin, redis: Redis) -> Route:
@@ -46,8 +47,8 @@ def advertise_capacity(redis: Redis, worker_name: str, memory_gb: float, gpu_mem
 
 def capacities(redis: Redis, queue: str) -> list[dict[str, Any]]:
     out = []
-    for worker in live_workers(redis, queue):
-        raw = redis.get(keys.worker_capacity(worker.name))
+    for name in live_workers(redis, queue):
+        raw = redis.get(keys.worker_capacity(name))
         if raw:
             out.append(json.loads(raw))
     return out

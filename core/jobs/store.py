@@ -40,26 +40,51 @@ class JobStore:
             raise JobNotFound(f"job '{job_id}' not found", given=job_id)
         return self.jobs_dir / job_id
 
+    @property
+    def deleting_dir(self) -> Path:
+        """Tombstones of deleted jobs whose folder waits for the job to stop (then purged)."""
+        return self.root / "deleting"
+
+    def mark_deleted(self, job_id: str) -> None:
+        """From now on the job is "not found" to every reader, whatever a running job writes."""
+        self.folder(job_id)
+        self.deleting_dir.mkdir(parents=True, exist_ok=True)
+        (self.deleting_dir / job_id).touch()
+
+    def is_deleted(self, job_id: str) -> bool:
+        return (self.deleting_dir / job_id).exists()
+
+    def deleted_pending(self) -> list[str]:
+        """Deleted jobs whose folder is not yet purged (they were running when deleted)."""
+        if not self.deleting_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.deleting_dir.iterdir() if JOB_ID.match(p.name))
+
+    def purge(self, job_id: str) -> None:
+        """Remove a deleted job's folder, then its tombstone (call once the job has stopped)."""
+        shutil.rmtree(self.folder(job_id), ignore_errors=True)
+        (self.deleting_dir / job_id).unlink(missing_ok=True)
+
     def read(self, job_id: str) -> dict[str, Any]:
         path = self.folder(job_id) / "job.json"
+        if self.is_deleted(job_id):
+            raise JobNotFound(f"job '{job_id}' not found", given=job_id)
         try:
             return read_json(path)
         except (FileNotFoundError, json.JSONDecodeError):
             raise JobNotFound(f"job '{job_id}' not found", given=job_id) from None
 
     def write(self, record: dict[str, Any]) -> None:
+        """Only JobBook calls this (after the index row); every other writer goes through it."""
         write_json(self.folder(record["id"]) / "job.json", record)
-
-    def update(self, job_id: str, **changes: Any) -> dict[str, Any]:
-        record = self.read(job_id)
-        record.update(changes)
-        self.write(record)
-        return record
 
     def all(self) -> Iterator[dict[str, Any]]:
         if not self.jobs_dir.is_dir():
             return
+        deleting = set(self.deleted_pending())
         for folder in self.jobs_dir.iterdir():
+            if folder.name in deleting:
+                continue
             try:
                 yield read_json(folder / "job.json")
             except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):

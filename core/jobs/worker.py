@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -16,15 +17,17 @@ from rq.job import Job
 from ..errors import HisciError, UnknownPluginError
 from ..gpu import INSTALL_HINT, array_module, gpu_available
 from ..processes import die_with_parent
-from ..record import JobState, now
 from ..registry import Registry
 from ..runner import run_plugin
 from ..settings import Settings
 from . import keys
+from .book import JobBook
 from .events import EventStream, Heartbeat
+from .liveness import WorkerBeat
 from .queueing import JOB_FUNCTION, SERIALIZER
+from .record import JobRecord, JobState
 from .routing import advertise_capacity
-from .store import JobStore
+from .store import JobNotFound
 
 log = logging.getLogger("hisci.worker")
 GPU_ENV = "HISCI_WORKER_GPU"
@@ -45,38 +48,80 @@ def execute(job_id: str, data_dir: str) -> str:
     _die_with_parent()
     rq_job = get_current_job()
     redis: Redis = rq_job.connection
+    from .join import mapped
+
+    data_dir = mapped(data_dir)  # the shared folder may be mounted elsewhere on this host
     settings = Settings.from_env(data_dir=Path(data_dir))
-    store = JobStore(settings.data_dir)
-    record = store.read(job_id)
+    book = JobBook(settings.data_dir, settings.database_url)
     events = EventStream(redis, job_id)
-    if redis.exists(keys.cancel(job_id)) or JobState(record["status"]).finished:
-        if not JobState(record["status"]).finished:
-            record = store.update(job_id, status=JobState.CANCELLED.value, reason="cancelled before start",
-                                  finished=now())
-        return record["status"]
+    try:
+        job = book.get(job_id)
+    except JobNotFound:
+        return "deleted"  # deleted while queued: nothing to run, nothing to write
+    if job.state.finished:
+        return job.state.value
+    if redis.exists(keys.cancel(job_id)):
+        job = book.apply(job_id, lambda r: r.state.active and r.finish(JobState.CANCELLED, "cancelled before start"))
+        return _ended(settings, redis, book, job)
+    if job.parent_id and job.data.get("depends_on"):
+        from . import groups
+
+        # RQ ran us because our dependencies' RQ jobs ended; the records decide: refresh
+        # skips us when a dependency failed and re-dispatches us when one is being retried
+        deps = [book.get(d) for d in job.data["depends_on"]]
+        if not all(d.state.finished for d in deps) or (
+                not job.data.get("allow_failure") and any(d.state != JobState.SUCCEEDED for d in deps)):
+            groups.refresh(settings, redis, book, job.parent_id)
+            return book.get(job_id).state.value
     use_gpu = os.environ.get(GPU_ENV) == "1" and rq_job.origin == "gpu"
-    record.update(host=socket.gethostname(), worker=rq_job.worker_name, attempts=record.get("attempts", 0) + 1,
-                  ran_on_gpu=use_gpu, status=JobState.RUNNING.value, started=now())
-    store.write(record)
-    events.emit("state", status="running", host=record["host"])
+    # the heartbeat exists before the record says running, so the reaper never takes a job
+    # that just started for a lost one, and never purges a deleted job's folder under it
     heartbeat = Heartbeat(redis, job_id, settings.heartbeat_ttl).start()
     try:
-        plugin = _find_plugin(settings, record["plugin"]["id"])
-        result = run_plugin(
-            plugin, params=record["params"], record=record, output_dir=store.folder(job_id),
+        job = book.apply(job_id, lambda r: r.state == JobState.QUEUED
+                         and r.start(worker=rq_job.worker_name, host=worker_host(), ran_on_gpu=use_gpu))
+        if job.state != JobState.RUNNING:
+            return job.state.value
+        events.emit("state", status="running", host=job.data["host"], worker=job.data.get("worker"))
+        plugin = _find_plugin(settings, job.plugin_id)
+        runner = _runner(job.data.get("runner"))
+        result = runner(
+            plugin, params=json.loads(mapped(json.dumps(job.data["params"]))), record=job.data,
+            output_dir=book.store.folder(job_id),
             progress=events.progress, cancel_check=lambda: bool(redis.exists(keys.cancel(job_id))),
-            xp=array_module(prefer_gpu=use_gpu), live=record.get("live_spec"),
-            live_sink=lambda kind, fields: events.emit(kind, **fields),
+            xp=array_module(prefer_gpu=use_gpu), book=book, **_live_kwargs(job.data, events),
         )
-        record = result.record
+        job = JobRecord(result.record)
+    except JobNotFound:
+        return "deleted"  # deleted while it ran: the reaper removes the folder once the beat is gone
     except HisciError as err:  # plugin missing on this worker, input vanished, ...
-        record = store.update(job_id, status=JobState.FAILED.value, reason=str(err), finished=now())
+        why = str(err)
+        job = book.apply(job_id, lambda r: r.state == JobState.RUNNING and r.finish(JobState.FAILED, why))
     finally:
         heartbeat.stop()
-    events.emit("state", status=record["status"], reason=record.get("reason"))
-    if record["status"] == JobState.FAILED.value:
-        _maybe_retry(settings, redis, record)
-    return record["status"]
+    events.emit("state", status=job.state.value, reason=job.reason)
+    if job.may_retry():
+        retry(settings, redis, book, job_id)
+    return _ended(settings, redis, book, job)
+
+
+def _ended(settings: Settings, redis: Redis, book: JobBook, job: JobRecord) -> str:
+    """A child's end moves its group on (skips, re-dispatch, the parent's state)."""
+    if job.parent_id:
+        from . import groups
+
+        try:
+            groups.refresh(settings, redis, book, job.parent_id)
+        except JobNotFound:
+            pass  # the group was deleted
+    return job.state.value
+
+
+def _live_kwargs(data: dict, events: EventStream) -> dict:
+    """A live job's settings and the sink that puts its results into the Redis event stream."""
+    if not data.get("live_spec"):
+        return {}
+    return {"live": data["live_spec"], "live_sink": lambda kind, fields: events.emit(kind, **fields)}
 
 
 def _find_plugin(settings: Settings, plugin_id: str):
@@ -88,16 +133,25 @@ def _find_plugin(settings: Settings, plugin_id: str):
         return Registry.discover(settings).get(plugin_id)
 
 
-def _maybe_retry(settings: Settings, redis: Redis, record: dict) -> None:
-    """Automatic retries for plugins that declare ``runtime.retries``."""
-    retries = record.get("retries", 0)
-    if record.get("attempts", 1) <= retries and not str(record.get("reason", "")).startswith("cancel"):
-        from .queueing import enqueue
+def _runner(spec: str | None):
+    """``run_plugin``, or a job group child's ``runner`` ("module:function")."""
+    if not spec:
+        return run_plugin
+    import importlib
 
-        store = JobStore(settings.data_dir)
-        record = store.update(record["id"], status=JobState.QUEUED.value,
-                              message=f"retrying after: {record.get('reason')}")
-        enqueue(redis, settings, record)
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def retry(settings: Settings, redis: Redis, book: JobBook, job_id: str) -> bool:
+    """Requeue a failed attempt when THE retry rule (``JobRecord.may_retry``) allows it."""
+    from .queueing import enqueue
+
+    job = book.apply(job_id, lambda r: r.may_retry() and r.requeue(r.reason or "failed"))
+    if job.state != JobState.QUEUED:
+        return False
+    enqueue(redis, settings, job.data)
+    return True
 
 
 def _die_with_parent() -> None:
@@ -120,14 +174,44 @@ def _warm(registry: Registry) -> None:
 
 
 class HisciWorker(Worker):
-    """An RQ worker that runs only hisci's job function.
+    """An RQ worker that runs only hisci's job function, and stops at once on SIGTERM.
 
     Job data is read with hisci's JSON serializer (a pickled job cannot even be decoded), and a
     job whose function is anything but :data:`JOB_FUNCTION` is marked failed and logged before
     a work horse is forked, so a process that reaches Redis cannot run ``os.system`` here.
+
+    SIGTERM/SIGINT kill the work horse (and its process group) and mark the running job
+    ``failed: interrupted by shutdown``; the reaper queues it again on the next start when the
+    plugin allows retries. RQ's default (finish the job first) would outlive ``hicli serve``
+    and orphan the work horse.
     """
 
+    hisci_settings: Settings | None = None
+    _hisci_job: str | None = None
+
+    def request_stop(self, signum, frame):  # noqa: ANN001 - a signal handler
+        log.warning("worker %s: stopping (signal %s)", self.name, signum)
+        job_id = self._hisci_job
+        if self.horse_pid:
+            self.kill_horse()
+            self.wait_for_horse()
+        if job_id and self.hisci_settings is not None:
+            mark_interrupted(self.hisci_settings, job_id)
+        raise SystemExit(0)
+
+    request_force_stop = request_stop
+
     def execute_job(self, job: Job, queue: Queue) -> None:
+        try:
+            self._hisci_job = str(job.args[0]) if job.args else None
+        except Exception:  # noqa: BLE001 - undecodable job data: refused in _execute_checked
+            self._hisci_job = None
+        try:
+            self._execute_checked(job, queue)
+        finally:
+            self._hisci_job = None
+
+    def _execute_checked(self, job: Job, queue: Queue) -> None:
         try:
             func_name = job.func_name
         except Exception as exc:  # noqa: BLE001 - undecodable data is refused, whatever it is
@@ -157,6 +241,18 @@ def gpu_memory_gb() -> float:
     return cupy.cuda.Device(0).mem_info[1] / 2**30
 
 
+INTERRUPTED = "interrupted by shutdown"
+
+
+def mark_interrupted(settings: Settings, job_id: str) -> None:
+    """``failed: interrupted by shutdown`` for a job that was still running."""
+    try:
+        JobBook(settings.data_dir, settings.database_url).apply(
+            job_id, lambda r: r.state == JobState.RUNNING and r.finish(JobState.FAILED, INTERRUPTED))
+    except JobNotFound:
+        pass  # deleted meanwhile
+
+
 def start_worker(settings: Settings, queues: list[str], gpu: bool = False, burst: bool = False,
                  name: str | None = None) -> bool:
     """Serve ``queues`` until stopped (or until empty with ``burst``)."""
@@ -171,8 +267,10 @@ def start_worker(settings: Settings, queues: list[str], gpu: bool = False, burst
     redis = Redis.from_url(settings.redis_url)
     worker = HisciWorker([Queue(q, connection=redis, serializer=SERIALIZER) for q in queues],
                          connection=redis, name=name, serializer=SERIALIZER)
+    worker.hisci_settings = settings
     capacity = (total_memory_gb(), gpu_memory_gb() if gpu else 0.0)
     stop = threading.Event()
+    alive = WorkerBeat(redis, worker.name, queues, settings.heartbeat_ttl, pid=os.getpid()).start()
 
     def advertise() -> None:
         while not stop.is_set():
@@ -187,3 +285,10 @@ def start_worker(settings: Settings, queues: list[str], gpu: bool = False, burst
         return worker.work(burst=burst, logging_level="WARNING")
     finally:
         stop.set()
+        alive.stop()
+
+
+def worker_host() -> str:
+    """The host name recorded for a job: ``HISCI_WORKER_HOST`` (several workers on one machine
+    may stand for different hosts, as in tests), else the machine's name."""
+    return os.environ.get("HISCI_WORKER_HOST") or socket.gethostname()

@@ -28,12 +28,55 @@ def localize(text: I18n | None, lang: str = "en") -> str:
     return text
 
 
-class Runtime(BaseModel):
-    """How hisci runs a plugin (absent: the plugin can be listed and drawn, not run)."""
+class Parallel(BaseModel):
+    """``runtime.parallel``: how a job splits into chunks (``plan``/``run_chunk``/``merge``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    entry: str = "plugin:run"
+    over: Literal["rows", "frames", "batches", "fragments", "spectra"]
+    max_chunks: int = Field(default=64, ge=1)
+    min_chunk: int = Field(default=1, ge=1)
+
+
+class Output(BaseModel):
+    """One named output of a plugin (``runtime.outputs``): a glob in its output folder."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    glob: str
+    type: str | None = None
+    extension: str | None = None
+    multiple: bool = False
+    optional: bool = False
+    description: I18n = ""
+
+    @property
+    def ext(self) -> str:
+        """The file extension (no dot, lower case); from the glob when not given."""
+        if self.extension is not None:
+            return self.extension.lower().lstrip(".")
+        name = self.glob.rsplit("/", 1)[-1]
+        return name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
+class InputType(BaseModel):
+    """The content type a file input accepts (``runtime.inputs``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    description: I18n = ""
+
+
+class Runtime(BaseModel):
+    """How hisci runs a plugin (absent: the plugin can be listed and drawn, not run).
+
+    ``entry`` is ``module:function``; a workflow folder (workflow.json) has none.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    entry: str | None = None
     version: str = "0.0.0"
     queue: Literal["cpu", "gpu"] = "cpu"
     gpu: Literal["none", "optional", "required"] = "none"
@@ -46,6 +89,9 @@ class Runtime(BaseModel):
     live: bool = False
     #: A live run without a new item for this long stops (``--idle`` overrides it).
     idle_timeout: float = 600
+    outputs: dict[str, Output] = Field(default_factory=dict)
+    inputs: dict[str, InputType] = Field(default_factory=dict)
+    parallel: Parallel | None = None
 
 
 class CardMeta(BaseModel):

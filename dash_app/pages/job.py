@@ -11,12 +11,13 @@ from dash.exceptions import PreventUpdate
 
 from hisci import HisciError
 from hisci.figures import decode_arrays
+from hisci.jobs.record import FINISHED
 
 from .. import live_view
 from ..i18n import norm_lang, t
 from ..widgets import human_size
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+TERMINAL = tuple(s.value for s in FINISHED)
 LOG_LINES = 200
 LOG_TAIL_CHARS = 24 * 1024
 POLL_MS = 1000
@@ -53,6 +54,7 @@ def layout(env: Any, job_id: str, lang: str, user: Any) -> Any:
             ]),
         ]),
         live_view.panel(record) if record.get("live_spec") else None,
+        html.Div(id="hs-job-steps", children=steps_panel(env, user, record, lang)),
         html.Div(className="hs-panel", children=[html.H3(t("job.figures", lang)),
                                                  html.Div(id="hs-job-figures")]),
         html.Div(className="hs-panel", children=[html.H3(t("job.files", lang)),
@@ -95,7 +97,64 @@ def head(env: Any, record: dict[str, Any], lang: str) -> Any:
     ]
     if record.get("reason"):
         rows.append(html.Div(f"{t('job.reason', lang)}: {record['reason']}", className="hs-error"))
+    if record.get("kind") == "sweep":
+        rows.append(dcc.Link(t("job.compare", lang), id="hs-job-compare", className="hs-btn",
+                             href=env.href(f"/jobs/{record['id']}/compare")))
     return rows
+
+
+def steps_panel(env: Any, user: Any, record: dict[str, Any], lang: str) -> Any:
+    """A workflow job: its step graph coloured by state, and a link to each step's job page."""
+    graph = record.get("graph")
+    if record.get("kind") != "workflow" or not isinstance(graph, dict):
+        return None
+    from hisci.workflow.figure import graph_figure
+
+    children = {c.get("name"): c for c in record.get("children") or []}
+    states = {sid: (children[sid].get("status") if sid in children else "skipped") for sid in graph}
+    links = {sid: env.href(f"/jobs/{children[sid]['id']}") for sid in graph if sid in children}
+    items = []
+    for sid, node in graph.items():
+        child = children.get(sid)
+        name = f"{sid} ({node.get('plugin', '')})"
+        target = dcc.Link(name, href=links[sid], id={"type": "hs-job-step", "step": sid}) if child else html.Span(name)
+        extra = []
+        if child and child.get("cached_from"):
+            extra.append(html.Span(" cached", className="hs-muted"))
+        if child and child.get("reason"):
+            extra.append(html.Span(f" {child['reason']}", className="hs-muted"))
+        items.append(html.Li([badge(states[sid], lang), " ", target, *extra]))
+    return html.Div(className="hs-panel", children=[
+        html.H3(t("job.steps", lang)),
+        dcc.Graph(id="hs-job-stepgraph", figure=graph_figure(graph, states, links=links),
+                  config={"displaylogo": False, "displayModeBar": False}),
+        html.Ul(items, className="hs-steps", id="hs-job-steplist"),
+        html.H4(t("job.workflow_outputs", lang)),
+        html.Ul(workflow_outputs(env, user, record, children), id="hs-job-wfoutputs"),
+    ])
+
+
+def workflow_outputs(env: Any, user: Any, record: dict[str, Any], children: dict[str, Any]) -> list[Any]:
+    """The workflow's named outputs, each a download link into the step that wrote it."""
+    import fnmatch
+
+    items = []
+    for name, src in (record.get("workflow_outputs") or {}).items():
+        child = children.get(src.get("step"))
+        if child is None or child.get("status") != "succeeded" or env.service is None:
+            items.append(html.Li(f"{name}: —"))
+            continue
+        try:
+            plugin = env.registry.get(child.get("plugin") or "")
+            pattern = plugin.outputs[src["output"]].glob
+            files = [f["path"] for f in env.service.files(user, child["id"])
+                     if fnmatch.fnmatch(f.get("path", ""), pattern)]
+        except (HisciError, KeyError):
+            files = []
+        links = [html.A(path, href=env.api(f"jobs/{child['id']}/files/{quote(path)}"),
+                        download=path.rsplit("/", 1)[-1]) for path in files]
+        items.append(html.Li([f"{name}: ", *links] if links else f"{name}: —"))
+    return items
 
 
 def files_table(env: Any, job_id: str, files: list[dict[str, Any]], lang: str) -> Any:
@@ -140,6 +199,7 @@ def register(app: Any, env: Any) -> None:
         Output("hs-job-tick", "disabled"),
         Output("hs-job-cancel", "style"),
         Output("hs-job-logstate", "data"),
+        Output("hs-job-steps", "children"),
         Input("hs-job-tick", "n_intervals"),
         State("hs-job-id", "data"),
         State("hs-job-logstate", "data"),
@@ -156,7 +216,7 @@ def register(app: Any, env: Any) -> None:
             state = logstate if isinstance(logstate, dict) else {"offset": 0, "tail": ""}
             text, offset = env.service.log(user, job_id, int(state.get("offset") or 0))
         except HisciError:
-            return not_found(lang), no_update, "", "", [], [], True, {"display": "none"}, no_update
+            return not_found(lang), no_update, "", "", [], [], True, {"display": "none"}, no_update, None
         tail = (state.get("tail", "") + (text or ""))[-LOG_TAIL_CHARS:]
         status = record.get("status", "")
         done = status in TERMINAL
@@ -171,7 +231,21 @@ def register(app: Any, env: Any) -> None:
             files = []
         return (head(env, record, lang), {"width": f"{progress * 100:.0f}%"},
                 record.get("message") or "", "\n".join(lines), figs, files, done,
-                {"display": "none"} if done else {}, {"offset": offset, "tail": tail})
+                {"display": "none"} if done else {}, {"offset": offset, "tail": tail},
+                steps_panel(env, user, record, lang))
+
+    @app.callback(
+        Output("url", "pathname", allow_duplicate=True),
+        Input("hs-job-stepgraph", "clickData"),
+        prevent_initial_call=True,
+    )
+    def open_step(click):
+        """A click on a step of the graph opens that step's job page."""
+        points = (click or {}).get("points") or []
+        target = points[0].get("customdata") if points else None
+        if not target:
+            raise PreventUpdate
+        return target
 
     @app.callback(
         Output("hs-live-main", "figure"),

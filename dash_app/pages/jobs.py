@@ -30,7 +30,7 @@ def layout(env: Any, lang: str, user: Any) -> Any:
 
 
 def table(env: Any, user: Any, lang: str) -> Any:
-    records, total = env.service.list_jobs(user, limit=100)
+    records, more = env.service.list_jobs(user, limit=100)
     if not records:
         return html.Div(t("jobs.none", lang), className="hs-muted")
     head = html.Tr([html.Th(x) for x in ("ID", t("job.plugin", lang), t("job.status", lang),
@@ -56,7 +56,7 @@ def table(env: Any, user: Any, lang: str) -> Any:
             html.Td(actions),
         ], **{"data-job": job_id}))
     return html.Div([html.Table(rows, className="hs-tablelist"),
-                     html.Div(f"{len(records)} / {total}", className="hs-muted")])
+                     html.Div(f"{len(records)}{'+' if more else ''}", className="hs-muted")])
 
 
 def register(app: Any, env: Any) -> None:

@@ -55,6 +55,31 @@ def layout(env: Any, plugin_id: str, lang: str, user: Any, query: dict[str, str]
         header, note, login_note,
         live_form.section(plugin),
         forms.build_form(plugin, lang, values=values),
+        sweep_panel(plugin, lang),
+    ])
+
+
+SWEEP_TYPES = ("slider", "select", "autocomplete", "text-field")
+
+
+def sweep_panel(plugin: Any, lang: str) -> Any:
+    """The "sweep" toggle: one numeric or select field takes a list or a range of values and
+    the submit makes one job per value (a sweep group with a comparison page)."""
+    from hisci.models.meta import localize
+
+    fields = [{"label": localize(w.label, lang) or key, "value": key} for key, w in plugin.ui.extra.items()
+              if w.type in SWEEP_TYPES and not w.multiple]
+    if not fields:
+        return html.Div(id="hs-sweep", hidden=True, children=[
+            dcc.Checklist(id="hs-sweep-on", value=[]), dcc.Dropdown(id="hs-sweep-field"),
+            dcc.Input(id="hs-sweep-values")])
+    return html.Div(id="hs-sweep", className="hs-panel", children=[
+        dcc.Checklist(id="hs-sweep-on", options=[{"label": " " + t("form.sweep", lang), "value": "on"}], value=[]),
+        html.Div([html.Label(t("form.sweep_field", lang)),
+                  dcc.Dropdown(id="hs-sweep-field", options=fields, value=fields[0]["value"], clearable=False)]),
+        html.Div([html.Label(t("form.sweep_values", lang)),
+                  dcc.Input(id="hs-sweep-values", type="text", debounce=False, placeholder="0.2,0.5,0.8",
+                            className="hs-input")]),
     ])
 
 
@@ -102,9 +127,12 @@ def register(app: Any, env: Any) -> None:
         State("hs-form-ref", "data"),
         State("hs-token", "data"),
         State("hs-lang", "data"),
+        State("hs-sweep-on", "value"),
+        State("hs-sweep-field", "value"),
+        State("hs-sweep-values", "value"),
         prevent_initial_call=True,
     )
-    def submit(n_clicks, request, live, ref, token, lang):
+    def submit(n_clicks, request, live, ref, token, lang, sweep_on, sweep_field, sweep_values):
         if not n_clicks or not isinstance(ref, dict) or not ref.get("id"):
             raise PreventUpdate
         if env.service is None:
@@ -115,7 +143,9 @@ def register(app: Any, env: Any) -> None:
         if live:
             request = {**(request or {}), "live": live}
         try:
-            record = env.service.submit(user, ref["id"], request or {})
+            sweep = ({f"extra.{sweep_field}": sweep_values.strip()}
+                     if sweep_on and sweep_field and (sweep_values or "").strip() else None)
+            record = env.service.submit(user, ref["id"], request or {}, sweep=sweep)
         except HisciError as exc:
             return no_update, html.Ul([html.Li(str(p)) for p in exc.problems])
         return env.href(f"/jobs/{record['id']}"), ""

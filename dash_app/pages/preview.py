@@ -31,6 +31,8 @@ from ..i18n import norm_lang, t
 from .catalogue import problem_list
 
 FILES = ("meta.json", "data.json", "ui.json")
+WORKFLOW = "workflow.json"
+EDITABLE = (*FILES, WORKFLOW)  # workflow.json only for workflow folders (empty otherwise)
 LOG_LINES = 200
 
 
@@ -100,10 +102,12 @@ class PreviewCache:
         folder.mkdir(parents=True, exist_ok=True)
         if base is not None:  # the base plugin's code and example files, linked (not copied)
             for item in base.folder.iterdir():
-                if item.name not in FILES and item.name != "__pycache__":
+                if item.name not in EDITABLE and item.name != "__pycache__":
                     (folder / item.name).symlink_to(item.resolve(), target_is_directory=item.is_dir())
         for name in FILES:
             (folder / name).write_text(texts.get(name, ""), "utf-8")
+        if (texts.get(WORKFLOW) or "").strip():
+            (folder / WORKFLOW).write_text(texts[WORKFLOW], "utf-8")
         problems: list[Problem] = []
         plugin = None
         try:
@@ -153,15 +157,44 @@ def _expression_problems(folder: Path, known: list[Problem]) -> list[Problem]:
 
 
 def _texts_of(plugin: Plugin) -> dict[str, str]:
-    return {name: (plugin.folder / name).read_text("utf-8") for name in FILES}
+    return {name: (plugin.folder / name).read_text("utf-8") if (plugin.folder / name).exists() else ""
+            for name in EDITABLE}
+
+
+def workflow_problems(plugin: Plugin, registry: Any) -> list[Problem]:
+    """The graph problems of a workflow folder against the app's registry (plus itself);
+    steps naming plugins the app does not hold are looked up in a full discovery."""
+    from hisci.workflow.graph import RegistryView, check
+
+    return check(plugin, RegistryView(registry, {plugin.id: plugin}, fallback=_discovered))
+
+
+def _discovered() -> Any:
+    from hisci import Registry
+
+    return Registry.discover()
+
+
+def graph_panel(plugin: Plugin | None, problems: list[Problem], lang: str) -> Any:
+    if plugin is None or not plugin.is_workflow:
+        return html.Div("—", className="hs-muted")
+    from hisci.workflow.figure import graph_figure, graph_of_workflow, problems_by_step
+
+    marked = problems_by_step(problems)
+    return html.Div([
+        dcc.Graph(id="hs-pv-graphfig", figure=graph_figure(graph_of_workflow(plugin), problems=marked),
+                  config={"displaylogo": False, "displayModeBar": False}),
+        html.Ul([html.Li([html.Span(sid, className="hs-badge hs-badge-failed"), " ", "; ".join(msgs)])
+                 for sid, msgs in marked.items()], id="hs-pv-graph-problems"),
+    ])
 
 
 def layout(env: Any, lang: str, plugin_id: str | None = None) -> Any:
     options = [{"label": f"{p.meta.title(lang) or p.id} ({p.id})", "value": p.id} for p in env.registry]
     base = env.registry.plugins.get(plugin_id or "")
-    texts = _texts_of(base) if base else {name: "" for name in FILES}
+    texts = _texts_of(base) if base else {name: "" for name in EDITABLE}
     editors = []
-    for name in FILES:
+    for name in EDITABLE:
         editors.append(html.Div(className="hs-panel", children=[
             html.Label(name, className="hs-label", htmlFor=f"hs-pv-{name.split('.')[0]}"),
             dcc.Textarea(id=f"hs-pv-{name.split('.')[0]}", value=texts[name], className="hs-code",
@@ -188,6 +221,8 @@ def layout(env: Any, lang: str, plugin_id: str | None = None) -> Any:
             html.Div([
                 html.Div(className="hs-panel", children=[html.H3(t("preview.problems", lang)),
                                                          html.Div(id="hs-pv-problems")]),
+                html.Div(className="hs-panel", children=[html.H3(t("preview.graph", lang)),
+                                                         html.Div(id="hs-pv-graph")]),
                 html.Div(className="hs-panel", children=[html.H3(t("preview.form", lang)),
                                                          html.Div(id="hs-pv-form")]),
                 html.Div(className="hs-panel", children=[
@@ -209,9 +244,9 @@ def _from_upload(names: list[str], contents: list[str]) -> dict[str, str]:
             with zipfile.ZipFile(io.BytesIO(raw)) as archive:
                 for member in archive.namelist():
                     base = member.rsplit("/", 1)[-1]
-                    if base in FILES and base not in texts:
+                    if base in EDITABLE and base not in texts:
                         texts[base] = archive.read(member).decode("utf-8", errors="replace")
-        elif name.rsplit("/", 1)[-1] in FILES:
+        elif name.rsplit("/", 1)[-1] in EDITABLE:
             texts[name.rsplit("/", 1)[-1]] = raw.decode("utf-8", errors="replace")
     return texts
 
@@ -247,8 +282,8 @@ def example_inputs(plugin: Plugin) -> dict[str, list[str]]:
 
 
 def run_example(plugin: Plugin, root: Path, lang: str) -> Any:
-    """Run exampleData in a child process (preview_runner: timeout, memory cap) in a fresh
-    folder under ``root``; the folder is removed once the result is drawn."""
+    """Run exampleData (a plugin's or a workflow's) in a child process (preview_runner: timeout,
+    memory cap) in a fresh folder under ``root``; the folder is removed once the result is drawn."""
     from ..preview_runner import run_isolated
 
     output = Path(tempfile.mkdtemp(prefix="run-", dir=root))
@@ -292,6 +327,7 @@ def register(app: Any, env: Any) -> None:
         Output("hs-pv-meta", "value"),
         Output("hs-pv-data", "value"),
         Output("hs-pv-ui", "value"),
+        Output("hs-pv-workflow", "value"),
         Output("hs-pv-base", "data"),
         Input("hs-pv-pick", "value"),
         Input("hs-pv-upload", "contents"),
@@ -306,19 +342,20 @@ def register(app: Any, env: Any) -> None:
             if plugin is None or picked == base:
                 raise PreventUpdate
             texts = _texts_of(plugin)
-            return texts["meta.json"], texts["data.json"], texts["ui.json"], plugin.id
+            return texts["meta.json"], texts["data.json"], texts["ui.json"], texts[WORKFLOW], plugin.id
         if trigger == "hs-pv-upload" and contents:
             texts = _from_upload(filenames or [], contents)
             if not texts:
                 raise PreventUpdate
             return (texts.get("meta.json", no_update), texts.get("data.json", no_update),
-                    texts.get("ui.json", no_update), no_update)
+                    texts.get("ui.json", no_update), texts.get(WORKFLOW, no_update), no_update)
         raise PreventUpdate
 
     @app.callback(
         Output("hs-pv-meta", "value", allow_duplicate=True),
         Output("hs-pv-data", "value", allow_duplicate=True),
         Output("hs-pv-ui", "value", allow_duplicate=True),
+        Output("hs-pv-workflow", "value", allow_duplicate=True),
         Output("hs-pv-signature", "data"),
         Input("hs-pv-watch", "n_intervals"),
         State("hs-pv-signature", "data"),
@@ -338,29 +375,34 @@ def register(app: Any, env: Any) -> None:
         forget_modules(folder.name, base.package if base else None)
         env.previews.clear()
         texts = watched_texts(folder)
-        return texts["meta.json"], texts["data.json"], texts["ui.json"], now
+        return texts["meta.json"], texts["data.json"], texts["ui.json"], texts.get(WORKFLOW, ""), now
 
     @app.callback(
         Output("hs-pv-problems", "children"),
         Output("hs-pv-form", "children"),
         Output("hs-pv-schema", "children"),
+        Output("hs-pv-graph", "children"),
         Input("hs-pv-meta", "value"),
         Input("hs-pv-data", "value"),
         Input("hs-pv-ui", "value"),
+        Input("hs-pv-workflow", "value"),
         State("hs-pv-base", "data"),
         State("hs-lang", "data"),
         State("hs-token", "data"),
     )
-    def check(meta, data, ui, base_id, lang, token):
+    def check(meta, data, ui, workflow, base_id, lang, token):
         lang = norm_lang(lang)
         if env.service is not None and env.user(token) is None:  # it writes files: log in first
-            return html.Div(t("login.needed", lang), className="hs-problem"), None, ""
-        texts = {"meta.json": meta or "", "data.json": data or "", "ui.json": ui or ""}
+            return html.Div(t("login.needed", lang), className="hs-problem"), None, "", None
+        texts = {"meta.json": meta or "", "data.json": data or "", "ui.json": ui or "", WORKFLOW: workflow or ""}
         if not any(v.strip() for v in texts.values()):
-            return html.Div("—", className="hs-muted"), None, ""
+            return html.Div("—", className="hs-muted"), None, "", None
         base = env.registry.plugins.get(base_id or "")
         entry = env.previews.build(texts, base)
-        problems = entry["problems"]
+        problems = list(entry["problems"])
+        if entry["plugin"] is not None and entry["plugin"].is_workflow and not problems:
+            problems = workflow_problems(entry["plugin"], env.registry)
+        graph = graph_panel(entry["plugin"], problems, lang)
         summary = (problem_list(problems) if problems
                    else html.Div(t("preview.no_problems", lang), className="hs-badge hs-badge-succeeded",
                                  id="hs-pv-valid"))
@@ -369,13 +411,13 @@ def register(app: Any, env: Any) -> None:
                                id="hs-pv-warnings")
         plugin = entry["plugin"]
         if plugin is None:
-            return summary, html.Div("—", className="hs-muted"), ""
+            return summary, html.Div("—", className="hs-muted"), "", graph
         try:
             form = forms.build_form(plugin, lang, ref={"preview": entry["key"]}, actions=False)
             schema = json.dumps(plugin.parameter_schema(), indent=2, ensure_ascii=False)
         except Exception as exc:  # noqa: BLE001 - a form that cannot be drawn says why
-            return summary, html.Div(f"cannot draw the form: {exc}", className="hs-problem"), ""
-        return summary, form, schema
+            return summary, html.Div(f"cannot draw the form: {exc}", className="hs-problem"), "", graph
+        return summary, form, schema, graph
 
     @app.callback(
         Output("hs-pv-result", "children"),
@@ -383,19 +425,22 @@ def register(app: Any, env: Any) -> None:
         State("hs-pv-meta", "value"),
         State("hs-pv-data", "value"),
         State("hs-pv-ui", "value"),
+        State("hs-pv-workflow", "value"),
         State("hs-pv-base", "data"),
         State("hs-lang", "data"),
         State("hs-token", "data"),
         prevent_initial_call=True,
     )
-    def run(n_clicks, meta, data, ui, base_id, lang, token):
+    def run(n_clicks, meta, data, ui, workflow, base_id, lang, token):
         if not n_clicks:
             raise PreventUpdate
         lang = norm_lang(lang)
         if env.service is not None and env.user(token) is None:
             return html.Div(t("login.needed", lang), className="hs-problem")
-        texts = {"meta.json": meta or "", "data.json": data or "", "ui.json": ui or ""}
+        texts = {"meta.json": meta or "", "data.json": data or "", "ui.json": ui or "", WORKFLOW: workflow or ""}
         entry = env.previews.build(texts, env.registry.plugins.get(base_id or ""))
+        if entry["plugin"] is not None and entry["plugin"].is_workflow and not entry["problems"]:
+            entry = dict(entry, problems=workflow_problems(entry["plugin"], env.registry))
         if entry["problems"] or entry["plugin"] is None:
             return html.Div(t("preview.cannot_run", lang, why=f"{len(entry['problems'])} problem(s)"),
                             className="hs-problem")

@@ -10,6 +10,7 @@ import numpy as np
 from hisci import InputError, RunContext
 
 from .figures import centre_figure, sinogram_figure, slices_figure
+from .parallel import merge, plan, run_chunk  # noqa: F401 - runtime.parallel: chunks of rows
 from .pipeline import ReconOptions, reconstruct_scan, tomopy_available
 from .scanio import ScanError, VolumeWriter, open_scan
 

@@ -341,7 +341,9 @@ def rows_per_block(scan: Scan, n_img: int, memory_budget_gb: float, max_rows: in
         + 3 * 4 * n_img * n_img  # complex output / float32 slice
     )
     budget = max(memory_budget_gb, 0.0) * 1024**3
-    return int(np.clip(budget // max(per_row, 1), 1, max_rows))
+    rows = int(np.clip(budget // max(per_row, 1), 1, max_rows))
+    # Even, so that rows pair into complex transforms the same way in any block or chunk.
+    return rows - rows % 2 if rows > 1 else rows
 
 
 class VolumeWriter:

@@ -17,6 +17,7 @@ from .figures import save_figures
 from .fileio import iter_frames, read_image, read_mask, read_pattern
 from .integration import load_geometry
 from .live import run_live  # noqa: F401 - live mode (runtime.live)
+from .parallel import merge, plan, run_chunk  # noqa: F401 - runtime.parallel: chunks of frames
 from .transform import PDFConfig, find_gr_peaks, parse_composition
 
 PATTERN_SUFFIXES = {".chi", ".xy", ".dat", ".xye", ".iq", ".txt", ".csv"}
@@ -51,6 +52,14 @@ def read_config(ctx: RunContext) -> PDFConfig:
         qmaxinst=float(extra["qmaxinst"]), rpoly=float(extra["rpoly"]), rmin=float(extra["rmin"]),
         rmax=float(extra["rmax"]), rstep=float(extra["rstep"]), lorch=bool(extra["lorch"]),
     )
+
+
+def check_settings(ctx: RunContext) -> None:
+    """Refuse bad transform settings before any frame is integrated."""
+    read_config(ctx)
+    with ctx.field("bgscale") as text:
+        if not ctx.params["extra"]["autobgscale"]:
+            number_or_auto(text)
 
 
 def read_patterns(ctx: RunContext, name: str = "pattern") -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -138,10 +147,7 @@ def integrate_images(ctx: RunContext) -> tuple[list, tuple | None, dict]:
 
 def run(ctx: RunContext) -> dict:
     """Integrate (or read) patterns, subtract background, transform to G(r), save files."""
-    extra = ctx.params["extra"]
-    config = read_config(ctx)
-    with ctx.field("bgscale") as text:
-        bgscale = None if extra["autobgscale"] else number_or_auto(text)
+    check_settings(ctx)
 
     ctx.progress(0.02, "reading inputs")
     info: dict = {}
@@ -151,7 +157,16 @@ def run(ctx: RunContext) -> dict:
         (raw, background, info), mode = integrate_images(ctx), "image"
     else:
         raise InputError("no input: give image (with poni) or pattern", pointer="/data/image")
+    return analyse(ctx, raw, background, info, mode)
 
+
+def analyse(ctx: RunContext, raw: list, background: tuple | None, info: dict, mode: str) -> dict:
+    """Patterns (label, Q, I) -> corrected stack -> G(r), files, figures and the summary
+    (shared by ``run`` and the merge of a chunked series, :mod:`.parallel`)."""
+    extra = ctx.params["extra"]
+    config = read_config(ctx)
+    with ctx.field("bgscale") as text:
+        bgscale = None if extra["autobgscale"] else number_or_auto(text)
     labels = [label for label, _, _ in raw]
     q, stack = pipeline.common_grid(raw)
     corrected = pipeline.correct(stack, q, background, bgscale, despike=bool(extra["despike"]),

@@ -11,6 +11,7 @@ revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+ACTIVE_SQL = "state IN ('queued', 'held', 'running')"
 
 
 def upgrade() -> None:
@@ -36,9 +37,14 @@ def upgrade() -> None:
         sa.Column("doc", sa.JSON, nullable=False),
     )
     op.create_index("ix_jobs_created", "jobs", ["created", "id"])
-    op.create_index("ix_jobs_owner_created", "jobs", ["owner", "created", "id"])
-    op.create_index("ix_jobs_state", "jobs", ["state"])
-    op.create_index("ix_jobs_parent", "jobs", ["parent_id"])
+    op.create_index("ix_jobs_owner_id", "jobs", ["owner_id", "parent_id", "created", "id"])
+    op.create_index("ix_jobs_owner", "jobs", ["owner", "created"])
+    op.create_index("ix_jobs_owner_state", "jobs", ["owner_id", "state", "created"])
+    op.create_index("ix_jobs_state", "jobs", ["state", "created"])
+    # the reaper's rows only: its sweep stays the same size however many jobs have finished
+    active = sa.text(ACTIVE_SQL)
+    op.create_index("ix_jobs_active", "jobs", ["state"], sqlite_where=active, postgresql_where=active)
+    op.create_index("ix_jobs_parent", "jobs", ["parent_id", "created", "id"])
     op.create_index("ix_jobs_plugin", "jobs", ["plugin", "created"])
     op.create_table(
         "users",
