@@ -42,6 +42,7 @@ class RunContext:
         progress_sink: ProgressSink | None = None,
         cancel_check: Callable[[], bool] | None = None,
         xp: ModuleType | None = None,
+        live: Any = None,
     ) -> None:
         self.params = params
         self._inputs = inputs
@@ -55,6 +56,8 @@ class RunContext:
             import numpy as xp
         self.xp = xp
         self.figures: list[str] = []
+        #: The LiveSession of a live run (``hisci.live``), None otherwise.
+        self.live = live
         self._span = (0.0, 1.0)
         #: How many chunks ``plan`` should aim for, and the plugin's ``runtime.parallel``
         #: (set by the parallel executors; see :func:`hisci.parallel.split_range`).
@@ -131,9 +134,10 @@ class RunContext:
         Raises
         ------
         JobCancelled
-            When the job was cancelled.
+            When the job was cancelled (not once a live run has stopped: the plugin is then
+            writing its final outputs, which a cancel asks for).
         """
-        if self._cancel_check():
+        if self._cancel_check() and not (self.live is not None and self.live.stop_reason):
             raise JobCancelled("the job was cancelled")
         lo, hi = self._span
         fraction = lo + (hi - lo) * min(max(float(fraction), 0.0), 1.0)
@@ -168,6 +172,21 @@ class RunContext:
 
     def cancelled(self) -> bool:
         return bool(self._cancel_check())
+
+    def live_items(self, name: str | None = None) -> Any:
+        """Items of live source ``name`` as they arrive (a ``hisci.live.LiveItem`` each, with
+        ``seq``, ``path`` or ``data``, ``meta``), until the run is stopped (cancel, Ctrl-C,
+        ``until``, ``idle``, end of run). An item counts as finished when the next is asked for."""
+        if self.live is None:
+            raise InputError("this run is not live, so it has no live items",
+                             hint="run it with --live and a source (--watch NAME=FOLDER or --zmq NAME=URL)")
+        return self.live.items(name)
+
+    def publish(self, name: str, data: Any) -> None:
+        """Publish one live result (small JSON data or arrays) to the job's event stream, where
+        the job page draws it. Outside a live run it is ignored."""
+        if self.live is not None:
+            self.live.publish(name, data)
 
     def save_figure(self, fig: Any, name: str) -> Path:
         """Save a plotly figure as ``<name>.json`` (plotly JSON) and ``<name>.html``."""

@@ -158,8 +158,11 @@ class ParamSpec:
         """The canonical ``{textarea, data, dataArg, general, extra}`` (``core.requests``)."""
         return canonical_request(request, self.plugin_id)
 
-    def validate(self, request: dict[str, Any], *, check_inputs: bool = True) -> dict[str, Any]:
-        """Fill defaults, then check; raise ParamsError listing every problem."""
+    def validate(self, request: dict[str, Any], *, check_inputs: bool = True,
+                 live_inputs: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Fill defaults, then check; raise ParamsError listing every problem.
+
+        ``live_inputs`` are inputs fed by a live source (``hisci.live``), so not required as files."""
         request = self.normalize(request)
         problems = non_finite_problems(request) or [
             schemas_problem(err)
@@ -170,7 +173,8 @@ class ParamSpec:
                               summary=f"invalid request for plugin '{self.plugin_id}'")
         params = self.fill_defaults(request)
         if check_inputs:
-            problems = self.missing_inputs(params)
+            problems = [p for p in self.missing_inputs(params)
+                        if p.pointer not in {f"/data/{name}" for name in live_inputs}]
             if problems:
                 raise ParamsError(problems, plugin_id=self.plugin_id,
                                   summary=f"missing inputs for plugin '{self.plugin_id}'")

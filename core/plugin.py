@@ -87,7 +87,7 @@ class Plugin:
         return self.params.json_schema
 
     def validate_request(self, request: dict[str, Any] | None = None,
-                         files: FileTexts | None = None) -> dict[str, Any]:
+                         files: FileTexts | None = None, live_inputs: tuple[str, ...] = ()) -> dict[str, Any]:
         """Fill defaults and validate; raise ParamsError listing every problem.
 
         Values of ``extra`` fields that the form hides for this request (``if``/``if_func``
@@ -99,13 +99,14 @@ class Plugin:
         files : input id -> text, path or paths of the input files, so that visibility is
             judged as the form judged it (``retriveUniqueLine`` reads an uploaded file).
             Without them, a field that only a file's content could hide is kept.
+        live_inputs : inputs fed by a live source (``hisci.live``): not required as files.
         """
         from .form import prune_hidden
 
         request = self.params.normalize(request or {})
         if isinstance(request, dict):
             request = prune_hidden(self.ui, request, self.params.fill_defaults(request), files)
-        return self.params.validate(request)
+        return self.params.validate(request, live_inputs=live_inputs)
 
     def example_request(self, index: int = 0) -> dict[str, Any]:
         """The request that exampleData (entry ``index``) makes."""
@@ -127,6 +128,12 @@ class Plugin:
         module_name, func_name = self.runtime.entry.split(":")
         module = importlib.import_module(f"{self._import_package()}.{module_name}")
         return getattr(module, func_name)
+
+    def load_live_entry(self) -> Callable[..., Any]:
+        """``run_live`` from the entry module (the entry itself when the module has none, so a
+        ``run`` that checks ``ctx.live`` handles both)."""
+        entry = self.load_entry()
+        return getattr(sys.modules[entry.__module__], "run_live", entry)
 
     def _import_package(self) -> str:
         if self.package:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from .context import ProgressSink, RunContext
 from .errors import InputError, JobCancelled
 from .inputs import resolve_inputs
 from .jobs.record import FolderBook, JobRecord, JobState
+from .live import LiveSession, LiveSpec, live_spec_for, split_live
+from .live.publish import Sink
 from .plugin import Plugin
 from .record import new_record, write_task_status
 from .storage import write_json
@@ -105,6 +108,9 @@ def run_plugin(
     jobs: int = 1,
     chunks: int | None = None,
     entry: Callable[[RunContext], Any] | None = None,
+    live: dict[str, Any] | LiveSpec | None = None,
+    stop_event: threading.Event | None = None,
+    live_sink: Sink | None = None,
 ) -> RunResult:
     """Validate, run and record one plugin run in ``output_dir``.
 
@@ -123,13 +129,20 @@ def run_plugin(
         without them, or ``jobs == 1`` with no ``chunks``, runs whole as usual.
     entry : call this with the RunContext instead of the plugin's entry point (the job
         service's chunk and merge children, :mod:`hisci.jobs.scaleout`).
+    live : the live settings (``request["live"]`` is taken too); the run then calls the
+        plugin's ``run_live`` with ``ctx.live`` set (``hisci.live``).
+    stop_event : set it to stop a live run after the current item (Ctrl-C).
+    live_sink : forwards live events (the service's Redis stream).
     """
     import numpy
 
+    request, in_request = split_live(request)
+    live_spec = live_spec_for(plugin, live if live is not None else in_request)
     if params is None:
         request = build_request(plugin, request, inputs=inputs, example=example, example_index=example_index)
-        params = plugin.validate_request(request, files=existing_inputs(plugin, request))
-    entry = entry or plugin.load_entry()
+        params = plugin.validate_request(request, files=existing_inputs(plugin, request),
+                                         live_inputs=live_spec.names if live_spec else ())
+    entry = entry or (plugin.load_live_entry() if live_spec else plugin.load_entry())
     files = resolve_inputs(plugin, params)
     if jobs > 1 or chunks:
         from .parallel import local_parallel_entry, parallel_entry
@@ -140,6 +153,8 @@ def run_plugin(
     output_dir = prepare_output(output_dir)
     if record is None:
         record = new_record(plugin, params, files, job_id=job_id, owner=owner)
+    if live_spec:
+        record.setdefault("live_spec", live_spec.to_json())
     book = book or FolderBook(output_dir, record)
     job = JobRecord(record)
     logger, handler = _file_logger(job.id, output_dir / "log.txt")
@@ -158,16 +173,33 @@ def run_plugin(
         if progress:
             progress(fraction, message)
 
+    session = None
+    if live_spec:  # a missing folder or a busy port is bad input: raise before the run starts
+        try:
+            session = LiveSession(live_spec, output_dir, idle_default=plugin.runtime.idle_timeout,
+                                  cancel_check=cancel_check, sink=live_sink, progress=report, logger=logger,
+                                  stop_event=stop_event)
+        except BaseException:
+            logger.removeHandler(handler)
+            handler.close()
+            raise
     ctx = RunContext(params, files, output_dir, plugin.folder, logger, report, cancel_check,
-                     xp or numpy)
+                     xp or numpy, live=session)
+    live_summary: dict[str, Any] = {}
     if job.state != JobState.RUNNING:
         save(lambda r: r.start(host=socket.gethostname()))
     write_task_status(output_dir, 2)
     logger.info("plugin %s %s started (job %s)", plugin.id, plugin.version, job.id)
     try:
         summary = entry(ctx) or {}
+        if session is not None:
+            summary["live"] = live_summary = session.summary()
+            _log_live(logger, live_summary)
         write_json(output_dir / "result.json", summary)
         state, reason = JobState.SUCCEEDED, None
+        if session is not None and session.stop_reason == "cancelled":
+            state, reason = JobState.CANCELLED, (f"cancelled by request (live: stopped cleanly after "
+                                                 f"{live_summary['processed']} items; final outputs written)")
     except JobCancelled:
         logger.warning("cancelled")
         summary, state, reason = {}, JobState.CANCELLED, "cancelled by request"
@@ -175,15 +207,29 @@ def run_plugin(
         logger.error("plugin failed:\n%s", traceback.format_exc())
         summary, state, reason = {}, JobState.FAILED, _reason(exc, plugin, job.data)
     finally:
+        if session is not None:
+            live_summary = live_summary or session.summary()
+            session.close()
         logger.removeHandler(handler)
         handler.close()
     outputs = sorted(str(p.relative_to(output_dir)) for p in output_dir.rglob("*") if p.is_file())
+    extra_fields = {"live": live_summary} if live_summary else {}
     save(lambda r: r.state == JobState.RUNNING
-         and r.finish(state, reason, figures=ctx.figures, outputs=outputs))
+         and r.finish(state, reason, figures=ctx.figures, outputs=outputs, **extra_fields))
     write_task_status(output_dir, 4 if state == JobState.SUCCEEDED else 2,
                       failed=state != JobState.SUCCEEDED)
     state = job.state if job.state.finished else state
     return RunResult(state.value, output_dir, job.data, summary, job.reason if job.state.finished else reason)
+
+
+def _log_live(logger: logging.Logger, live: dict[str, Any]) -> None:
+    logger.info("live: stopped (%s) after %d items; checkpoint %s", live["stop"], live["processed"],
+                live["checkpoint"])
+    for name, counts in live["sources"].items():
+        level = logging.WARNING if counts["dropped"] else logging.INFO
+        logger.log(level, "live source %s: received %d (%d bytes), processed %d, spooled %d, dropped %d, "
+                   "rejected %d", name, counts["received"], counts["bytes"], counts["processed"], counts["spooled"],
+                   counts["dropped"], counts["rejected"])
 
 
 def _reason(exc: BaseException, plugin: Plugin, record: dict[str, Any]) -> str:

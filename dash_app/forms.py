@@ -191,6 +191,7 @@ def build_form(plugin: Plugin, lang: str = "en", values: dict[str, Any] | None =
     return html.Div(className="hs-form", **{"data-plugin": plugin.id}, children=[
         W.dcc.Store(id="hs-form-ref", data=ref),
         W.dcc.Store(id="hs-request", data=None),
+        W.dcc.Store(id="hs-live", data=None),  # the live part of the request (plugin page)
         *notes,
         html.Div(id="hs-form-body", children=form_body(plugin, lang, values)),
         html.Div(id="hs-form-errors", className="hs-form-errors"),
@@ -322,15 +323,16 @@ def problem_target(pointer: str, known: set[tuple[str, str]]) -> tuple[str, str]
     return (section, key) if (section, key) in known else None
 
 
-def check(plugin: Plugin, request: dict[str, Any],
-          files: dict[str, str] | None = None) -> tuple[dict[tuple[str, str], list[str]], list[str]]:
+def check(plugin: Plugin, request: dict[str, Any], files: dict[str, str] | None = None,
+          live_inputs: tuple[str, ...] = ()) -> tuple[dict[tuple[str, str], list[str]], list[str]]:
     """Validate with the plugin's own ``validate_request`` (given the uploaded files' texts,
-    so the server judges visibility as this form does): (field errors, form errors)."""
+    so the server judges visibility as this form does): (field errors, form errors).
+    ``live_inputs`` come from a live source, so they need no file."""
     known = {(s, k) for s, k, _ in field_list(plugin)}
     field_errors: dict[tuple[str, str], list[str]] = {}
     form_errors: list[str] = []
     try:
-        plugin.validate_request(request, files=files if files is not None else {})
+        plugin.validate_request(request, files=files if files is not None else {}, live_inputs=live_inputs)
     except HisciError as exc:
         for problem in exc.problems:
             target = problem_target(problem.pointer, known)
@@ -388,11 +390,12 @@ def register_form_callbacks(app: Any, resolve: Resolver,
         Input({"type": W.TABLE, "sec": ALL, "key": ALL}, "data"),
         Input({"type": W.TABLE, "sec": ALL, "key": ALL}, "columns"),
         Input({"type": W.FILE, "sec": ALL, "key": ALL}, "data"),
+        Input("hs-live", "data"),
         State({"type": W.OPTIONS, "sec": ALL, "key": ALL}, "options"),
         State("hs-form-ref", "data"),
         State("hs-lang", "data"),
     )
-    def sync(fields, opt_values, max_values, table_data, table_columns, file_data,
+    def sync(fields, opt_values, max_values, table_data, table_columns, file_data, live,
              current_options, ref, lang):
         plugin = resolve(ref)
         outputs = ctx.outputs_list
@@ -421,7 +424,8 @@ def register_form_callbacks(app: Any, resolve: Resolver,
             styles.append({} if shown else {"display": "none"})
             classes.append(wrap_class(widget, state) if widget else "hs-col " + DEFAULT_CLASS)
 
-        field_errors, form_errors = check(plugin, request, _file_texts(files))
+        live_inputs = tuple(n for part in ("watch", "zmq", "bluesky") for n in ((live or {}).get(part) or {}))
+        field_errors, form_errors = check(plugin, request, _file_texts(files), live_inputs)
         errors = []
         for item in outputs[2]:
             messages = field_errors.get((item["id"]["sec"], item["id"]["key"]), [])

@@ -17,7 +17,7 @@ from hisci.jobs.record import FINISHED as FINISHED_STATES
 from hisci.jobs.record import STATES
 
 from .client import Client
-from .cmd_run import assemble_request, request_options
+from .cmd_run import assemble_live, assemble_request, live_options, request_options
 from .errors import EXIT_CANCELLED, EXIT_FAILED, handle_errors
 
 FINISHED = tuple(s.value for s in FINISHED_STATES)
@@ -35,17 +35,24 @@ FINISHED = tuple(s.value for s in FINISHED_STATES)
                    "than one worker could take them).")
 @click.option("--sweep", "sweep_text", default=None, metavar="KEY=VALUES",
               help="One child job per value: extra.center=1020:1030:0.5 (stop included) or a,b,c.")
+@live_options
 @handle_errors
 def submit_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[str, ...],
                input_files: tuple[str, ...], params_file: Path | None, example: bool, example_index: int,
-               wait: bool, key: str | None, chunks: int | None, sweep_text: str | None) -> None:
+               wait: bool, key: str | None, chunks: int | None, sweep_text: str | None, live: bool,
+               watch: tuple[str, ...], zmq: tuple[str, ...], bluesky: tuple[str, ...], until: int | None,
+               idle: float | None, live_set: tuple[str, ...]) -> None:
     """Submit a job to the service; prints the job id alone on stdout.
 
     The request carries an Idempotency-Key; when the service is unreachable or answers 503
-    (Redis down) it is sent again with the same key (3 tries), so a retry never duplicates."""
+    (Redis down) it is sent again with the same key (3 tries), so a retry never duplicates.
+    With --live the folders and addresses are the worker's (it watches them, not this machine)."""
     plugin = Registry.discover().get(plugin_id)
+    live_spec = assemble_live(live, watch, zmq, bluesky, until, idle, live_set)
     request, inputs = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index,
                                        input_files)
+    if live_spec:
+        request["live"] = live_spec
     swept = None
     if sweep_text:
         from hisci.sweep import parse_sweep

@@ -40,6 +40,41 @@ def request_options(func: Any) -> Any:
     return func
 
 
+def live_options(func: Any) -> Any:
+    """The live options shared by `run` and `submit` (hisci.live)."""
+    for option in reversed([
+        click.option("--live", "live", is_flag=True, help="Process items as they arrive (runtime.live plugins)."),
+        click.option("--watch", "watch", multiple=True, metavar="NAME=FOLDER",
+                     help="Live input NAME: new complete files in FOLDER."),
+        click.option("--zmq", "zmq", multiple=True, metavar="NAME=URL",
+                     help="Live input NAME: ZeroMQ messages ([pull+|sub+][bind:]tcp://HOST:PORT)."),
+        click.option("--bluesky", "bluesky", multiple=True, metavar="NAME=URL|JSON",
+                     help="Live input NAME: a Bluesky 0MQ proxy (tcp://HOST:PORT or a JSON object)."),
+        click.option("--until", type=int, default=None, help="Stop after N items."),
+        click.option("--idle", type=float, default=None, help="Stop after SECONDS without a new item."),
+        click.option("--live-set", "live_set", multiple=True, metavar="KEY=VALUE",
+                     help="Other live settings: settle, pattern, completion, memory_mb, spool_mb, zmq_end."),
+    ]):
+        func = option(func)
+    return func
+
+
+def assemble_live(live: bool, watch: tuple[str, ...], zmq: tuple[str, ...], bluesky: tuple[str, ...],
+                  until: int | None, idle: float | None, live_set: tuple[str, ...]) -> dict[str, Any] | None:
+    """The request's ``live`` part from the command line (None without --live)."""
+    from hisci.live import parse_pairs
+
+    given = watch or zmq or bluesky or until is not None or idle is not None or live_set
+    if not live:
+        if given:
+            raise click.UsageError("--watch/--zmq/--bluesky/--until/--idle/--live-set need --live")
+        return None
+    spec: dict[str, Any] = {"watch": parse_pairs(watch, "--watch"), "zmq": parse_pairs(zmq, "--zmq"),
+                            "bluesky": parse_pairs(bluesky, "--bluesky"), "until": until, "idle": idle}
+    spec.update(parse_pairs(live_set, "--live-set"))
+    return spec
+
+
 def assemble_request(plugin: Plugin, assignments: tuple[str, ...], input_pairs: tuple[str, ...],
                      params_file: Path | None, example: bool, example_index: int,
                      input_files: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, list[str]]]:
@@ -90,21 +125,24 @@ def _single(inputs: dict[str, list[str]], plugin: Plugin) -> dict[str, Any]:
               help="Run once per value: extra.center=1020:1030:0.5 (stop included) or extra.a=0.2,0.5.")
 @click.option("--no-cache", is_flag=True,
               help="Workflows: re-run every step even when a matching succeeded step exists.")
+@live_options
 @handle_errors
 def run_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[str, ...],
             input_files: tuple[str, ...], params_file: Path | None, example: bool, example_index: int,
             output_dir: Path, quiet: bool, jobs: int, chunks: int | None, sweep_text: str | None,
-            no_cache: bool) -> None:
+            no_cache: bool, live: bool, watch: tuple[str, ...], zmq: tuple[str, ...], bluesky: tuple[str, ...],
+            until: int | None, idle: float | None, live_set: tuple[str, ...]) -> None:
     """Run a plugin or a workflow locally; results, figures and log go to OUTPUT."""
     settings = Settings.from_env()
     registry = Registry.discover(settings)
     plugin = registry.get(plugin_id)
+    live_spec = assemble_live(live, watch, zmq, bluesky, until, idle, live_set)
     request, _ = assemble_request(plugin, assignments, input_pairs, params_file, example, example_index,
                                   input_files)
     if sweep_text:
         run_sweep(plugin, request, sweep_text, output_dir, jobs=jobs, chunks=chunks)
         return
-    with progress_bar(not quiet and sys.stderr.isatty(), plugin.id) as bar:
+    with progress_bar(not quiet and sys.stderr.isatty(), plugin.id) as bar, stop_on_signals(bool(live_spec)) as stop:
         if plugin.is_workflow:
             from hisci.workflow.cache import StepCache
             from hisci.workflow.local import run_workflow
@@ -113,8 +151,35 @@ def run_cmd(plugin_id: str, assignments: tuple[str, ...], input_pairs: tuple[str
                                   jobs=jobs, progress=bar,
                                   cache=None if no_cache else StepCache(settings.step_cache_dir))
         else:
-            result = run_plugin(plugin, request, output_dir=output_dir, progress=bar, jobs=jobs, chunks=chunks)
+            result = run_plugin(plugin, request, output_dir=output_dir, progress=bar, jobs=jobs, chunks=chunks,
+                                live=live_spec, stop_event=stop)
     finish(result)
+
+
+@contextmanager
+def stop_on_signals(enabled: bool) -> Iterator[Any]:
+    """For a live run, Ctrl-C (and SIGTERM) stop a live run after the current item, then the plugin writes
+    its final outputs; a second Ctrl-C interrupts at once."""
+    import signal
+    import threading
+
+    if not enabled:
+        yield None
+        return
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        click.echo("stopping after the current item (Ctrl-C again to abort)", err=True)
+        stop.set()
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
 
 
 def run_sweep(plugin: Plugin, request: dict[str, Any], sweep_text: str, output_dir: Path,

@@ -123,6 +123,7 @@ def test_dash_submit_callback_refuses_the_wrapped_request(service, service_setti
                     {"id": "url", "property": "pathname"}, {"id": "hs-submit-msg", "property": "children"}],
                 "inputs": [{"id": "hs-submit", "property": "n_clicks", "value": 1}],
                 "state": [{"id": "hs-request", "property": "data", "value": request},
+                          {"id": "hs-live", "property": "data", "value": None},
                           {"id": "hs-form-ref", "property": "data", "value": {"id": "table_plot"}},
                           {"id": "hs-token", "property": "data", "value": tokens.bob},
                           {"id": "hs-lang", "property": "data", "value": "en"}],

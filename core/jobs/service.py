@@ -17,6 +17,7 @@ from rq.job import Job
 
 from ..errors import ConflictError, HisciError, InputError, ParamsError, Problem
 from ..inputs import InputAccess, pin_inputs
+from ..live import LiveSpec, live_spec_for, split_live
 from ..record import new_record
 from ..registry import Registry
 from ..requests import canonical_request
@@ -65,11 +66,13 @@ class JobService:
             uploads_dir=self.uploads.uploads_dir, admin=user.admin,
             data_roots=tuple(r.resolve() for r in self.settings.data_roots))
 
-    def _checked(self, user: User, plugin: Any, request: Any) -> tuple[dict[str, Any], dict[str, list[Path]]]:
-        """Normalise once (core.requests), validate, confine and pin the inputs."""
+    def _checked(self, user: User, plugin: Any, request: Any, live_inputs: tuple[str, ...] = ()
+                 ) -> tuple[dict[str, Any], dict[str, list[Path]]]:
+        """Normalise once (core.requests), validate, confine and pin the inputs (those fed by a
+        live source need no file)."""
         from ..inputs import resolve_inputs
 
-        params = plugin.validate_request(canonical_request(request, plugin.id))
+        params = plugin.validate_request(canonical_request(request, plugin.id), live_inputs=live_inputs)
         files = resolve_inputs(plugin, params, access=self.access(user))
         return pin_inputs(params, files), files
 
@@ -84,6 +87,13 @@ class JobService:
         """
         from . import scaleout
 
+        request, live_raw = split_live(request)
+        if live_raw:  # a live job: one job on one worker (no sweep, no chunks)
+            plugin = self._runnable(plugin_id)
+            live = live_spec_for(plugin, live_raw)
+            self._check_live(user, live)
+            params, files = self._checked(user, plugin, request, live.names)
+            return self._submit(user, plugin, params, files, live_spec=live.to_json())
         if sweep:
             return scaleout.submit_sweep(self, user, plugin_id, request, sweep)
         group = scaleout.submit_parallel(self, user, plugin_id, request, chunks)
@@ -143,9 +153,25 @@ class JobService:
         record.note(owner_id=user.id, queue=where.queue, fell_back=where.fell_back,
                     routing=where.note, timeout=plugin.runtime.timeout, retries=plugin.runtime.retries,
                     attempts=0, needs=needs, held=False, message="", kind="job", parent_id=None, **fields)
+        if fields.get("live_spec"):  # a live job runs until stopped: no timeout, the idle timeout ends it
+            record.note(timeout=-1)
         if not ok:
             record.hold(why)
         return record
+
+    def _check_live(self, user: User, live: LiveSpec) -> None:
+        """Live sources make a worker read folders and connect to addresses: admins only, and
+        watched folders must lie under a data root (``HISCI_DATA_ROOTS``)."""
+        if not user.admin:
+            raise InputError("live jobs are for admins: their sources are read on the worker", pointer="/live",
+                             hint="ask an admin to submit it, or run it locally with hicli run --live")
+        roots = tuple(r.resolve() for r in self.settings.data_roots)
+        for name, folder in live.watch.items():
+            path = Path(folder).expanduser().resolve()
+            if not any(path == r or r in path.parents for r in roots):
+                raise InputError(f"live.watch.{name}: {folder} is not under a data root", given=folder,
+                                 pointer=f"/live/watch/{name}", allowed=[str(r) for r in roots] or None,
+                                 hint="set HISCI_DATA_ROOTS to the detector folders the service may read")
 
     def _submit(self, user: User, plugin: Any, params: dict[str, Any], files: dict[str, list[Path]],
                 **fields: Any) -> dict[str, Any]:
@@ -266,6 +292,15 @@ class JobService:
 
         self._own(user, job_id)
         return EventStream(self._redis(), job_id).read(after)
+
+    def live_events(self, user: User, job_id: str, after: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """A live job's published results and lag reports with ``n > after`` (from the job
+        folder's ``live/events.jsonl``), and the ``n`` to ask after next time."""
+        from ..live import EVENTS_FILE, read_events
+
+        self.get(user, job_id)
+        events = read_events(self.store.folder(job_id) / EVENTS_FILE, after, limit)
+        return {"events": events, "next": events[-1]["n"] if events else after}
 
     def files(self, user: User, job_id: str) -> list[dict[str, Any]]:
         self._own(user, job_id)

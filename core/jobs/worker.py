@@ -89,7 +89,7 @@ def execute(job_id: str, data_dir: str) -> str:
             plugin, params=json.loads(mapped(json.dumps(job.data["params"]))), record=job.data,
             output_dir=book.store.folder(job_id),
             progress=events.progress, cancel_check=lambda: bool(redis.exists(keys.cancel(job_id))),
-            xp=array_module(prefer_gpu=use_gpu), book=book,
+            xp=array_module(prefer_gpu=use_gpu), book=book, **_live_kwargs(job.data, events),
         )
         job = JobRecord(result.record)
     except JobNotFound:
@@ -124,6 +124,13 @@ def _plugin_of(settings: Settings, job: JobRecord, folder: Path):
 
         return snapshot_plugin(registry_for(settings), job, folder)
     return _find_plugin(settings, job.plugin_id)
+
+
+def _live_kwargs(data: dict, events: EventStream) -> dict:
+    """A live job's settings and the sink that puts its results into the Redis event stream."""
+    if not data.get("live_spec"):
+        return {}
+    return {"live": data["live_spec"], "live_sink": lambda kind, fields: events.emit(kind, **fields)}
 
 
 def _find_plugin(settings: Settings, plugin_id: str):

@@ -85,6 +85,10 @@ class Runtime(BaseModel):
     memory_gb: float | str | None = None
     gpu_memory_gb: float | str | None = None
     retries: int = 0
+    #: ``run_live(ctx)`` exists and the plugin accepts live sources (``hisci.live``).
+    live: bool = False
+    #: A live run without a new item for this long stops (``--idle`` overrides it).
+    idle_timeout: float = 600
     outputs: dict[str, Output] = Field(default_factory=dict)
     inputs: dict[str, InputType] = Field(default_factory=dict)
     parallel: Parallel | None = None

@@ -13,6 +13,7 @@ from hisci import HisciError
 from hisci.figures import decode_arrays
 from hisci.jobs.record import FINISHED
 
+from .. import live_view
 from ..i18n import norm_lang, t
 from ..widgets import human_size
 
@@ -52,6 +53,7 @@ def layout(env: Any, job_id: str, lang: str, user: Any) -> Any:
                          href=env.href(f"/plugins/{plugin_id(record)}?job={job_id}")),
             ]),
         ]),
+        live_view.panel(record) if record.get("live_spec") else None,
         html.Div(id="hs-job-steps", children=steps_panel(env, user, record, lang)),
         html.Div(className="hs-panel", children=[html.H3(t("job.figures", lang)),
                                                  html.Div(id="hs-job-figures")]),
@@ -244,6 +246,32 @@ def register(app: Any, env: Any) -> None:
         if not target:
             raise PreventUpdate
         return target
+
+    @app.callback(
+        Output("hs-live-main", "figure"),
+        Output("hs-live-side", "figure"),
+        Output("hs-live-lag", "children"),
+        Output("hs-live-state", "data"),
+        Input("hs-job-tick", "n_intervals"),
+        State("hs-job-id", "data"),
+        State("hs-live-state", "data"),
+        State("hs-token", "data"),
+    )
+    def live(_n, job_id, state, token):
+        """Only the events after the last one seen; the graphs get Patch updates."""
+        user = env.user(token)
+        if env.service is None or user is None or not job_id:
+            raise PreventUpdate
+        state = state if isinstance(state, dict) else {"after": 0}
+        try:
+            new = env.service.live_events(user, job_id, int(state.get("after") or 0), 500)["events"]
+        except HisciError:
+            raise PreventUpdate from None
+        if not new:
+            raise PreventUpdate
+        main, side, lag, state = live_view.apply(new, state)
+        return (no_update if main is None else main, no_update if side is None else side,
+                no_update if lag is None else lag, state)
 
     @app.callback(
         Output("hs-job-tick", "disabled", allow_duplicate=True),

@@ -11,7 +11,7 @@ from dash.exceptions import PreventUpdate
 
 from hisci import HisciError
 
-from .. import forms
+from .. import forms, live_form
 from ..i18n import t
 from .catalogue import problem_list
 
@@ -53,6 +53,7 @@ def layout(env: Any, plugin_id: str, lang: str, user: Any, query: dict[str, str]
         login_note = html.Div(t("service.missing", lang), className="hs-note")
     return html.Div([
         header, note, login_note,
+        live_form.section(plugin),
         forms.build_form(plugin, lang, values=values),
         sweep_panel(plugin, lang),
     ])
@@ -121,11 +122,14 @@ def rerun_request(env: Any, plugin: Any, params: dict[str, Any]) -> dict[str, An
 
 
 def register(app: Any, env: Any) -> None:
+    live_form.register(app)
+
     @app.callback(
         Output("url", "pathname", allow_duplicate=True),
         Output("hs-submit-msg", "children"),
         Input("hs-submit", "n_clicks"),
         State("hs-request", "data"),
+        State("hs-live", "data"),
         State("hs-form-ref", "data"),
         State("hs-token", "data"),
         State("hs-lang", "data"),
@@ -134,7 +138,7 @@ def register(app: Any, env: Any) -> None:
         State("hs-sweep-values", "value"),
         prevent_initial_call=True,
     )
-    def submit(n_clicks, request, ref, token, lang, sweep_on, sweep_field, sweep_values):
+    def submit(n_clicks, request, live, ref, token, lang, sweep_on, sweep_field, sweep_values):
         if not n_clicks or not isinstance(ref, dict) or not ref.get("id"):
             raise PreventUpdate
         if env.service is None:
@@ -142,6 +146,8 @@ def register(app: Any, env: Any) -> None:
         user = env.user(token)
         if user is None:
             return no_update, t("login.needed_submit", lang or "en")
+        if live:
+            request = {**(request or {}), "live": live}
         try:
             sweep = ({f"extra.{sweep_field}": sweep_values.strip()}
                      if sweep_on and sweep_field and (sweep_values or "").strip() else None)

@@ -19,6 +19,7 @@ from hisci import InputError, RunContext
 from . import figures
 from . import frames as F
 from .dataset import Batch, DatasetError, group_batches, open_dataset, parse_utc, read_frames, resolve_folder
+from .live import run_live  # noqa: F401 - live mode (runtime.live)
 from .outputs import write_batch
 from .parallel import merge, plan, run_chunk  # noqa: F401 - runtime.parallel: chunks of 5-s batches
 from .pipeline import ImagingConfig, PsfCache, process_batch, solve_calibration

@@ -12,6 +12,7 @@ from hisci.builtin_plugins.nhit.pipeline import run_trigger
 from hisci.builtin_plugins.nhit.simulate import Truth
 from hisci.builtin_plugins.nhit.trigger import TriggerConfig
 
+from .live import run_live  # noqa: F401 - live mode (runtime.live)
 from .parallel import merge, plan, run_chunk  # noqa: F401 - runtime.parallel: chunks of fragments
 
 OUTPUT_NAME = "events.dat"

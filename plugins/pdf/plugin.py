@@ -16,6 +16,7 @@ from . import pipeline
 from .figures import save_figures
 from .fileio import iter_frames, read_image, read_mask, read_pattern
 from .integration import load_geometry
+from .live import run_live  # noqa: F401 - live mode (runtime.live)
 from .parallel import merge, plan, run_chunk  # noqa: F401 - runtime.parallel: chunks of frames
 from .transform import PDFConfig, find_gr_peaks, parse_composition
 

@@ -19,6 +19,7 @@ from .analysis import (
 )
 from .figures import fractions_figure, lcf_figure, match_figure, pca_figure, target_figure
 from .library import Library, NormSettings, load_library, normalize_spectra
+from .live import run_live  # noqa: F401 - live mode (runtime.live)
 from .parallel import merge, plan, run_chunk  # noqa: F401 - runtime.parallel: chunks of spectra
 from .xas_io import read_spectra
 
