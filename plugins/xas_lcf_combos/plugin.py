@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from hisci import InputError, RunContext
-
 from hisci.builtin_plugins.xas_match.analysis import common_window
 from hisci.builtin_plugins.xas_match.lcf import lcf_batch
 from hisci.builtin_plugins.xas_match.library import Library, NormSettings, load_library, normalize_spectra
