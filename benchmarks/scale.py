@@ -86,7 +86,7 @@ def _ts(text: str | None) -> float:
     return datetime.fromisoformat(text).timestamp() if text else float("nan")
 
 
-def bench_overhead(tmp: Path, n_chunks: int = 64, n_workers: int = 2) -> dict:
+def bench_overhead(tmp: Path, n_chunks: int = int(os.environ.get("SCALE_CHUNKS", 64)), n_workers: int = 2) -> dict:
     """64 no-op chunks through a real Redis and real worker processes."""
     from redis import Redis
 
