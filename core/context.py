@@ -30,6 +30,9 @@ class RunContext:
     progress_sink : called with (fraction, message) on every progress report.
     cancel_check : returns True when the job should stop.
     xp : numpy, or cupy on a GPU worker.
+    threads : threads this job may use (``ctx.threads``; pass it to ducc0 ``nthreads``,
+        ``numba.set_num_threads``); default :func:`hisci.threads.worker_threads`
+        (``HISCI_WORKER_THREADS``, else the cores this process may run on).
     """
 
     def __init__(
@@ -42,6 +45,7 @@ class RunContext:
         progress_sink: ProgressSink | None = None,
         cancel_check: Callable[[], bool] | None = None,
         xp: ModuleType | None = None,
+        threads: int | None = None,
     ) -> None:
         self.params = params
         self._inputs = inputs
@@ -54,6 +58,11 @@ class RunContext:
         if xp is None:
             import numpy as xp
         self.xp = xp
+        if threads is None:
+            from .threads import worker_threads
+
+            threads = worker_threads()
+        self.threads = max(1, int(threads))
         self.figures: list[str] = []
         self._span = (0.0, 1.0)
         #: How many chunks ``plan`` should aim for, and the plugin's ``runtime.parallel``

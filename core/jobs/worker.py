@@ -20,6 +20,7 @@ from ..processes import die_with_parent
 from ..registry import Registry
 from ..runner import run_plugin
 from ..settings import Settings
+from ..threads import limit_threads, worker_threads
 from . import keys
 from .book import JobBook
 from .events import EventStream, Heartbeat
@@ -74,6 +75,7 @@ def execute(job_id: str, data_dir: str) -> str:
             groups.refresh(settings, redis, book, job.parent_id)
             return book.get(job_id).state.value
     use_gpu = os.environ.get(GPU_ENV) == "1" and rq_job.origin == "gpu"
+    limit_threads(worker_threads())  # this work horse's share of the host (HISCI_WORKER_THREADS)
     # the heartbeat exists before the record says running, so the reaper never takes a job
     # that just started for a lost one, and never purges a deleted job's folder under it
     heartbeat = Heartbeat(redis, job_id, settings.heartbeat_ttl).start()
@@ -270,6 +272,10 @@ def start_worker(settings: Settings, queues: list[str], gpu: bool = False, burst
         raise HisciError("a worker on the gpu queue needs --gpu", hint="hicli worker --queue gpu,cpu --gpu")
     if gpu and not gpu_available():
         raise HisciError("--gpu: no usable GPU (cupy missing or no CUDA device)", hint=INSTALL_HINT)
+    try:
+        worker_threads()
+    except ValueError as exc:
+        raise HisciError(str(exc), hint="unset it to use every core, or set e.g. HISCI_WORKER_THREADS=2") from None
     os.environ[GPU_ENV] = "1" if gpu else "0"
     _warm(registry_for(Settings.from_env(data_dir=settings.data_dir.resolve())))
     _warm_index(settings)
