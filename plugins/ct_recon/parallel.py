@@ -153,7 +153,9 @@ def _link_parts(parts: list[ChunkPart], out_dir: Path, out_h5: Path, shape: tupl
     for part in parts:
         a, b = part.result["rows"]
         name = f"chunks/part-{part.index:04d}.h5"
-        shutil.move(Path(part.output_dir) / part.result["file"], out_dir / name)
+        src = Path(part.output_dir) / part.result["file"]
+        if src.exists() or not (out_dir / name).exists():  # a retried merge finds it moved already
+            shutil.move(src, out_dir / name)
         layout[a - r0:b - r0] = h5py.VirtualSource(name, "exchange/data", shape=(b - a, shape[1], shape[2]))
     with h5py.File(out_h5, "w") as fh:
         fh.attrs["implements"] = "exchange"
