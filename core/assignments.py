@@ -21,15 +21,15 @@ def parse_assignments(assignments: list[str], schema: dict[str, Any]) -> dict[st
     problems = []
     for text in assignments:
         if "=" not in text:
-            problems.append(Problem(f"--set {text!r} has no '='", given=text,
-                                    hint="write --set extra.name=value"))
+            problems.append(Problem(f"assignment {text!r} has no '='", given=text,
+                                    hint="write section.key=value, e.g. extra.name=value"))
             continue
         path, raw = text.split("=", 1)
         section, _, key = path.partition(".")
         if not key:
             section, key = "extra", section
         if section not in SECTIONS:
-            problems.append(Problem(f"--set {text!r}: unknown section {section!r}", given=section,
+            problems.append(Problem(f"assignment {text!r}: unknown section {section!r}", given=section,
                                     allowed=list(SECTIONS), pointer=f"/{section}"))
             continue
         props = schema["properties"].get(section, {}).get("properties", {})
@@ -39,7 +39,7 @@ def parse_assignments(assignments: list[str], schema: dict[str, Any]) -> dict[st
             value = coerce(raw, props.get(key, {}))
         request.setdefault(section, {})[key] = value
     if problems:
-        raise ParamsError(problems, summary="invalid --set")
+        raise ParamsError(problems, summary="invalid parameter assignment")
     return request
 
 

@@ -88,7 +88,7 @@ def load_function(target: str) -> Callable[..., Any]:
     """
     module_name, sep, attr = target.rpartition(":")
     if not sep or not module_name or not attr:
-        raise InputError(f"--from-function {target!r}: expected MODULE:FUNCTION (e.g. mylib.fit:fit_peak)",
+        raise InputError(f"function {target!r}: expected MODULE:FUNCTION (e.g. mylib.fit:fit_peak)",
                          given=target)
     try:
         if module_name.endswith(".py"):
@@ -104,11 +104,11 @@ def load_function(target: str) -> Callable[..., Any]:
                 sys.path.insert(0, str(Path.cwd()))
             module = importlib.import_module(module_name)
     except (ImportError, FileNotFoundError) as exc:
-        raise InputError(f"--from-function {target!r}: cannot import {module_name}: {exc}", given=target,
-                         hint="run hicli from the folder that holds the module, or install it") from None
+        raise InputError(f"function {target!r}: cannot import {module_name}: {exc}", given=target,
+                         hint="make the module importable: work from the folder that holds it, or install it") from None
     func = getattr(module, attr, None)
     if not callable(func):
-        raise InputError(f"--from-function {target!r}: {module_name} has no function {attr!r}", given=target,
+        raise InputError(f"function {target!r}: {module_name} has no function {attr!r}", given=target,
                          allowed=sorted(n for n, v in vars(module).items() if inspect.isfunction(v)
                                         and not n.startswith("_")))
     return func
@@ -207,7 +207,7 @@ def describe_function(func: Callable[..., Any], *, tool: str, module: str = "com
     spec.data_json, spec.ui_json = _data_json(spec, tool, module), _ui_json(spec)
     if any(p.required for p in params):
         spec.notes.append("required inputs have no example: put a small one in example/, add an "
-                          "exampleData entry to data.json, then run hicli test PATH --update")
+                          "exampleData entry to data.json, then record the plugin's expected outputs")
     return spec
 
 

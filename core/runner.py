@@ -173,7 +173,7 @@ def run_plugin(
         summary, state, reason = {}, JobState.CANCELLED, "cancelled by request"
     except Exception as exc:  # noqa: BLE001 - any plugin failure is recorded, not raised
         logger.error("plugin failed:\n%s", traceback.format_exc())
-        summary, state, reason = {}, JobState.FAILED, _reason(exc, plugin)
+        summary, state, reason = {}, JobState.FAILED, _reason(exc, plugin, job.data)
     finally:
         logger.removeHandler(handler)
         handler.close()
@@ -186,10 +186,12 @@ def run_plugin(
     return RunResult(state.value, output_dir, job.data, summary, job.reason if job.state.finished else reason)
 
 
-def _reason(exc: BaseException, plugin: Plugin) -> str:
-    # RQ's death penalty raises JobTimeoutException inside the plugin when runtime.timeout passes.
+def _reason(exc: BaseException, plugin: Plugin, record: dict[str, Any]) -> str:
+    # RQ's death penalty raises JobTimeoutException inside the plugin when the job's timeout
+    # passes: runtime.timeout, or the setting the record names (a preview's HISCI_PREVIEW_TIMEOUT).
     if type(exc).__name__ == "JobTimeoutException" and plugin.runtime:
-        return f"timed out after {plugin.runtime.timeout:g} s (runtime.timeout)"
+        seconds = float(record.get("timeout") or plugin.runtime.timeout)
+        return f"timed out after {seconds:g} s ({record.get('timeout_setting') or 'runtime.timeout'})"
     return _one_line(exc)
 
 

@@ -24,7 +24,10 @@ class Settings(BaseModel):
     index (default: SQLite ``<data dir>/index.sqlite``; ``postgresql://user@host/db`` for PostgreSQL);
     ``HISCI_CACHE_DIR`` for the registry cache (default ``$XDG_CACHE_HOME/hisci`` or
     ``~/.cache/hisci``; ``HISCI_NO_CACHE=1`` turns it off); ``HISCI_STEP_CACHE_DIR`` for the step
-    cache of local workflow runs (default ``<that>/steps``).
+    cache of local workflow runs (default ``<that>/steps``). Preview runs (the web app's "Run
+    example"): ``HISCI_PREVIEW_TIMEOUT`` (seconds, default 300), ``HISCI_PREVIEW_MEMORY_MB`` (address
+    space a run may add, default 8192; 0 for none) and ``HISCI_PREVIEW_MAX_MB`` (the plugin folder
+    a service copies into the preview job, default 64).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -42,6 +45,9 @@ class Settings(BaseModel):
     heartbeat_ttl: float = 10.0
     reaper_interval: float = 2.0
     cancel_grace: float = 10.0
+    preview_timeout: float = 300.0
+    preview_memory_mb: float = 8192.0
+    preview_max_mb: float = 64.0
     sweep_limit: int = 200
     cache_dir: Path | None = Field(default_factory=lambda: default_cache_dir())
     step_cache_dir: Path = Field(default_factory=lambda: _default_step_cache())
@@ -76,7 +82,10 @@ class Settings(BaseModel):
                           ("HISCI_HEARTBEAT_TTL", "heartbeat_ttl"),
                           ("HISCI_REAPER_INTERVAL", "reaper_interval"),
                           ("HISCI_CANCEL_GRACE", "cancel_grace"),
-                          ("HISCI_MAX_REQUEST_MB", "max_request_mb")):
+                          ("HISCI_MAX_REQUEST_MB", "max_request_mb"),
+                          ("HISCI_PREVIEW_TIMEOUT", "preview_timeout"),
+                          ("HISCI_PREVIEW_MEMORY_MB", "preview_memory_mb"),
+                          ("HISCI_PREVIEW_MAX_MB", "preview_max_mb")):
             if env.get(name):
                 values[key] = float(env[name])
         if env.get("HISCI_SWEEP_LIMIT"):

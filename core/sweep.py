@@ -64,9 +64,9 @@ def parse_sweep(text: str, plugin: Plugin, limit: int = DEFAULT_SWEEP_LIMIT) -> 
     """
     key, sep, raw = text.partition("=")
     if not sep or not raw.strip():
-        raise ParamsError([Problem(f"--sweep {text!r} is not KEY=VALUES", given=text,
-                                   hint="write --sweep extra.center=1020:1030:0.5 or "
-                                        "--sweep extra.alpha=0.2,0.5,0.8")], summary="invalid sweep")
+        raise ParamsError([Problem(f"sweep {text!r} is not KEY=VALUES", given=text, pointer="/sweep",
+                                   hint="write extra.center=1020:1030:0.5 (start:stop:step) or "
+                                        "extra.alpha=0.2,0.5,0.8 (a list)")], summary="invalid sweep")
     return sweep_from(key.strip(), raw.strip(), plugin, limit)
 
 

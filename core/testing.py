@@ -40,7 +40,7 @@ import numpy as np
 from .errors import HisciError, InputError, did_you_mean
 from .figures import load_figure
 from .plugin import Plugin, load_plugin
-from .runner import run_plugin
+from .runner import RunResult, run_plugin
 
 __all__ = ["CaseReport", "TestCase", "TestReport", "Tolerance", "check_plugin", "compare_file",
            "compare_values", "find_plugin_folder", "load_cases", "run_tests", "tests_folder"]
@@ -93,12 +93,18 @@ class CaseReport:
         return not self.differences
 
 
+#: How to record new expectations, said neutrally (front ends pass their own ``update_hint``).
+UPDATE_HINT = "update the expectations from this run (run_tests(..., update=True))"
+
+
 @dataclass
 class TestReport:
     plugin_id: str
     expectations: Path
     cases: list[CaseReport]
     updated: bool = False
+    #: how to record new expectations, in the caller's terms (hicli names its command here)
+    update_hint: str = ""
 
     __test__ = False
 
@@ -125,7 +131,7 @@ class TestReport:
             if not case.ok:
                 lines.append(f"      outputs: {case.output_dir}")
         if any(c.status == "succeeded" for c in failed) and not self.updated:
-            lines.append(f"  if the new outputs are right: hicli test {_project_hint(self.expectations)} --update")
+            lines.append(f"  if the new outputs are right, record them: {self.update_hint or UPDATE_HINT}")
         return "\n".join(lines)
 
 
@@ -134,10 +140,6 @@ def _indent_lines(differences: list[str]) -> Iterator[str]:
         first, *rest = diff.split("\n")
         yield first
         yield from (f"    {line}" for line in rest)
-
-
-def _project_hint(expectations: Path) -> Path:
-    return expectations.parent.parent
 
 
 # --------------------------------------------------------------------------- locating
@@ -271,6 +273,19 @@ def _forget_modules(plugin: Plugin) -> None:
         del sys.modules[name]
 
 
+def _run(plugin: Plugin, case: TestCase, out: Path) -> RunResult:
+    """One case: a plugin through the runner, a workflow through the local workflow runner
+    (its steps are found in the registry this environment discovers, with no step cache)."""
+    kwargs = {"inputs": case.inputs or None, "output_dir": out, "example": case.example is not None,
+              "example_index": case.example or 0}
+    if plugin.is_workflow:
+        from .registry import Registry
+        from .workflow.local import run_workflow
+
+        return run_workflow(plugin, case.params, registry=Registry.discover(), **kwargs)
+    return run_plugin(plugin, case.params, **kwargs)
+
+
 def _run_case(plugin: Plugin, case: TestCase, out: Path) -> tuple[str, str | None, Path]:
     if out.exists():
         if any(out.iterdir()) and not (out / "job.json").is_file():
@@ -278,8 +293,7 @@ def _run_case(plugin: Plugin, case: TestCase, out: Path) -> tuple[str, str | Non
                              file=str(out), hint="give another folder with -o")
         shutil.rmtree(out)
     try:
-        result = run_plugin(plugin, case.params, inputs=case.inputs or None, output_dir=out,
-                            example=case.example is not None, example_index=case.example or 0)
+        result = _run(plugin, case, out)
     except HisciError as err:  # rejected before running: invalid request or missing input
         return "invalid", str(err), out
     except Exception as exc:  # noqa: BLE001 - e.g. plugin.py does not import: a failed case
@@ -307,7 +321,7 @@ class ExpectationStore:
                 self.document.update(json.loads(self.path.read_text("utf-8")))
             except json.JSONDecodeError as exc:
                 raise InputError(f"{self.path}: invalid JSON at line {exc.lineno}: {exc.msg}",
-                                 file=str(self.path), hint="fix it, or delete it and run with --update") from None
+                                 file=str(self.path), hint="fix it, or delete it and record the expectations again") from None
         version = self.document.get("hisci_expectations", EXPECTATIONS_VERSION)
         if not isinstance(version, int) or version > EXPECTATIONS_VERSION:
             raise InputError(f"{self.path}: expectations format {version!r} is newer than this hisci reads "
@@ -385,8 +399,8 @@ def _output_kinds(out: Path) -> dict[str, str]:
     kinds = {}
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         rel = path.relative_to(out).as_posix()
-        if rel in BOOKKEEPING or rel.startswith("."):
-            continue
+        if rel.startswith(".") or (path.name in BOOKKEEPING and (path.parent / "job.json").is_file()):
+            continue  # a run's own records (a workflow's step folders have theirs too)
         kinds[rel] = _kind(rel, rel in figures)
     return kinds
 
@@ -415,7 +429,7 @@ def _compare_case(store: ExpectationStore, case: TestCase, status: str, reason: 
     if expected is None:
         return CaseReport(case.name, status, out, [
             (f"no expectations recorded for case '{case.name}' in {store.path}; "
-            f"record them with: hicli test {_project_hint(store.path)} --update")], reason)
+            "record them (update the expectations from this run)")], reason)
     if status != expected.get("status"):
         return CaseReport(case.name, status, out, [
             f"status: expected {expected.get('status')}, got {status}" + (f": {reason}" if reason else "")

@@ -87,7 +87,10 @@ def create_dash_app(settings: Settings | None, registry: Registry, service: Any 
     prefix = requests_pathname_prefix if requests_pathname_prefix.endswith("/") else requests_pathname_prefix + "/"
     env = AppEnv(settings, registry, service, prefix)
     if service is not None:  # a service keeps previews in its data dir, emptied at each start
+        from hisci.jobs.preview import purge_previews
+
         env.previews = preview.PreviewCache(root=settings.data_dir / "preview")
+        purge_previews(service)  # preview jobs of an earlier start: no page shows them now
     app = dash.Dash(
         __name__,
         requests_pathname_prefix=prefix,
@@ -121,6 +124,7 @@ def shell(env: AppEnv) -> Any:
             html.Button("中文", id="hs-lang-toggle", className="hs-btn-small"),
         ]),
         html.Main(id="hs-page", className="hs-main"),
+        dcc.Store(id="hs-pv-closed"),  # output of the preview page's close watcher (pages/preview.py)
     ])
 
 

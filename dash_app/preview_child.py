@@ -14,23 +14,14 @@ from pathlib import Path
 
 
 def main(spec_path: str) -> int:
-    from hisci import HisciError, load_plugin, run_plugin
+    from hisci import HisciError, load_plugin
+    from hisci.preview import run_example
 
     spec = json.loads(Path(spec_path).read_text("utf-8"))
     output = Path(spec["output"])
     try:
         plugin = load_plugin(Path(spec["folder"]), "preview", package=spec.get("package"))
-        if plugin.is_workflow:  # its steps are the installed plugins; no step cache in a preview
-            from hisci import Registry
-            from hisci.workflow.graph import RegistryView
-            from hisci.workflow.local import run_workflow
-
-            result = run_workflow(plugin, example=True, inputs=spec["inputs"], output_dir=output,
-                                  registry=RegistryView(Registry.discover(), {plugin.id: plugin}), cache=None)
-        else:
-            result = run_plugin(plugin, example=True, inputs=spec["inputs"], output_dir=output)
-        report = {"status": result.status, "error": result.error, "summary": result.summary,
-                  "figures": result.record.get("figures") or []}
+        report = run_example(plugin, output)
     except HisciError as exc:
         report = {"status": "refused", "error": exc.message, "problems": [str(p) for p in exc.problems]}
     (output / "preview-result.json").write_text(json.dumps(report, default=str), "utf-8")

@@ -203,6 +203,7 @@ def test_cmd(path: Path, update: bool, cases: tuple[str, ...], workdir: Path | N
     from hisci.testing import run_tests
 
     report = run_tests(path, update=update, workdir=workdir, only=list(cases) or None)
+    report.update_hint = f"hicli test {path} --update"
     click.echo(report.format())
     if not report.ok:
         raise SystemExit(EXIT_FAILED if report.crashed else EXIT_INVALID)

@@ -185,20 +185,32 @@ def retry_cmd(job_id: str) -> None:
 
 
 @click.command("jobs")
-@click.option("--status", type=click.Choice(list(STATES)))
-@click.option("--plugin")
-@click.option("--limit", default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--status", type=click.Choice(list(STATES)), help="Only jobs in this state.")
+@click.option("--plugin", help="Only jobs of this plugin id (exact).")
+@click.option("--q", "q", help="Only jobs whose plugin id contains this text.")
+@click.option("--created-after", metavar="TIME", help="ISO 8601 time, e.g. 2026-12-03T10:00:00+00:00.")
+@click.option("--created-before", metavar="TIME", help="ISO 8601 time.")
+@click.option("--owner", help="Admins: one user's jobs.")
+@click.option("--parent", metavar="JOB_ID", help="The children of this job group.")
+@click.option("--cursor", help="The next page: the cursor the previous page printed (next_cursor).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 500))
+@click.option("--json", "as_json", is_flag=True, help="The page as JSON: {jobs, limit, next_cursor}.")
 @handle_errors
-def jobs_cmd(status: str | None, plugin: str | None, limit: int, as_json: bool) -> None:
-    """List your jobs, newest first."""
-    params = {k: v for k, v in {"status": status, "plugin": plugin, "limit": limit}.items() if v}
-    listing = Client().json("GET", "/jobs", params=params)
+def jobs_cmd(status: str | None, plugin: str | None, q: str | None, created_after: str | None,
+             created_before: str | None, owner: str | None, parent: str | None, cursor: str | None,
+             limit: int, as_json: bool) -> None:
+    """List your jobs, newest first, one page at a time (the filters of GET /jobs)."""
+    given = {"status": status, "plugin": plugin, "q": q, "created_after": created_after,
+             "created_before": created_before, "owner": owner, "parent": parent, "cursor": cursor,
+             "limit": limit}
+    listing = Client().json("GET", "/jobs", params={k: v for k, v in given.items() if v})
     if as_json:
         click.echo(json.dumps(listing, indent=2))
         return
     for record in listing["jobs"]:
         click.echo(f"{record['id']}  {record['plugin']['id']:<20} {record['status']:<10} {record['created'][:19]}")
+    if listing.get("next_cursor"):
+        click.echo(f"more: hicli jobs --cursor {listing['next_cursor']} (same filters)", err=True)
 
 
 @click.command("reload")

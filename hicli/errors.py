@@ -42,6 +42,14 @@ def _problem_hint(problem: Problem) -> str:
     parts = problem.pointer.split("/")
     if problem.pointer == OUTPUT_POINTER:
         return "choose another folder with -o"
+    if problem.pointer == "/gpu":
+        return "hicli worker --queue gpu,cpu --gpu"
+    if problem.pointer == "/worker_token":
+        return "an admin runs: hicli user add NAME --worker (pass it with --token)"
+    if problem.pointer == "/sweep":
+        return "--sweep extra.center=1020:1030:0.5 or --sweep extra.alpha=0.2,0.5,0.8"
+    if problem.pointer == "/redis_url":
+        return "hicli serve prints the HISCI_REDIS_URL of its Redis"
     if problem.pointer == "/data" and isinstance(problem.allowed, list) and problem.allowed:
         return "name the input: " + " or ".join(f"--input {name}={problem.given or 'PATH'}"
                                                 for name in problem.allowed)

@@ -89,7 +89,7 @@ def test_gpu_worker_refuses_without_a_gpu(isolated_env, monkeypatch) -> None:
     monkeypatch.setenv("HISCI_REDIS_URL", "redis://127.0.0.1:9/0")
     result = CliRunner().invoke(hicli, ["worker", "--queue", "gpu", "--gpu"])
     assert result.exit_code == 1
-    assert "--gpu: no usable GPU (cupy missing or no CUDA device)" in result.output
+    assert "no usable GPU (cupy missing or no CUDA device)" in result.output
     assert "pip install 'hisci[gpu]'" in result.output
 
 
@@ -168,3 +168,29 @@ def test_status_of_a_job_group_shows_children_with_worker_and_host(env) -> None:
     assert f"worker: {record['children'][0]['worker']}  host: {record['children'][0]['host']}" in text
     tree = runner.invoke(hicli, ["status", parent["id"]]).stdout
     assert tree.count("  - ") == 2 and "chunk-1  table_plot  succeeded  100%" in tree
+
+
+def test_jobs_pages_with_cursor_and_filters(env) -> None:
+    runner = CliRunner()
+    ids = [runner.invoke(hicli, ["submit", "table_plot", "--example"]).stdout.strip() for _ in range(2)]
+    slow = runner.invoke(hicli, ["submit", "slow_plugin", "--set", "seconds=0.1"]).stdout.strip()
+
+    def page(*args: str) -> dict:
+        result = runner.invoke(hicli, ["jobs", "--json", *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    first = page("--limit", "2")
+    assert [j["id"] for j in first["jobs"]] == [slow, ids[1]] and first["next_cursor"]
+    rest = page("--limit", "2", "--cursor", first["next_cursor"])
+    assert [j["id"] for j in rest["jobs"]] == [ids[0]] and rest["next_cursor"] is None
+    assert [j["id"] for j in page("--q", "slow")["jobs"]] == [slow]
+    created = first["jobs"][1]["created"]  # ids[1]'s creation time
+    assert [j["id"] for j in page("--created-after", created)["jobs"]] == [slow]
+    assert [j["id"] for j in page("--created-before", created)["jobs"]] == [ids[0]]
+    text = runner.invoke(hicli, ["jobs", "--limit", "1", "--status", "queued", "--created-after", "2999-01-01T00:00:00"])
+    assert text.exit_code == 0 and text.stdout == ""
+    bad = runner.invoke(hicli, ["jobs", "--created-after", "yesterday"])
+    assert bad.exit_code != 0 and "created_after: 'yesterday' is not an ISO 8601 time" in bad.output
+    wrong = runner.invoke(hicli, ["jobs", "--cursor", "nonsense"])
+    assert wrong.exit_code != 0 and "cursor is not one this server gave out" in wrong.output

@@ -355,3 +355,39 @@ def test_cloud_file_upload_feeds_items_func_and_if_func(page: Any, app_url: str,
     assert "2-cls" not in field(page, "data", "2-cls").locator(".hs-error").inner_text()
     shot(page, tmp_path, "gsea-upload")
     _no_console_errors(page)
+
+
+@pytest.mark.redis
+def test_service_preview_runs_as_a_job_and_leaving_the_page_removes_it(browser: Browser, live_service: Any,
+                                                                        tmp_path: Path) -> None:
+    """In a service "Run example" is a preview job on the worker: the page polls it, draws the
+    result and deletes the job; a run still going when the user leaves the page is deleted."""
+    from hisci.jobs.preview import preview_ids
+
+    from .conftest_service import wait_for
+
+    url, service = live_service.url, live_service.service
+    errors: list[str] = []
+    page = browser.page(errors)
+    try:
+        _login(page, url, live_service.tokens.alice, "alice")
+        _open(page, url + "/preview?plugin=slow_plugin", "#hs-pv-valid")
+        page.click("#hs-pv-run")
+        page.wait_for_selector('#hs-pv-status [data-status="succeeded"]', timeout=60000)
+        assert '"slept": 0.1' in page.inner_text("#hs-pv-result-json")
+        shot(page, tmp_path, "preview-job-succeeded")
+        wait_for(lambda: preview_ids(service) == [], timeout=10)
+
+        data = json.loads(page.locator("#hs-pv-data").input_value())
+        data["exampleData"] = {"config": {"extra": {"seconds": 60}}}
+        page.locator("#hs-pv-data").fill(json.dumps(data))
+        wait_dash_idle(page)
+        page.click("#hs-pv-run")
+        page.wait_for_selector('#hs-pv-status [data-status="running"]', timeout=60000)
+        running = preview_ids(service)
+        assert len(running) == 1
+        page.click("#hs-nav >> text=My jobs")  # another page of the app: the beacon closes the preview
+        wait_for(lambda: preview_ids(service) == [], timeout=20)
+        assert errors == []
+    finally:
+        page.close()

@@ -34,3 +34,17 @@ def test_exit_codes_are_documented() -> None:
     for code in (errors.EXIT_OK, errors.EXIT_INVALID, errors.EXIT_FAILED, errors.EXIT_CANCELLED,
                  errors.EXIT_SERVICE, errors.EXIT_INTERNAL):
         assert f"| {code} |" in README
+
+
+def test_hicli_jobs_options_match_the_list_filters_and_are_documented() -> None:
+    """`hicli jobs` offers every filter of GET /jobs, and the README names each option."""
+    import inspect
+
+    from hicli.main import cli
+    from hisci.api.routes_jobs import list_jobs
+
+    command = cli.get_command(None, "jobs")
+    options = {o for p in command.params for o in p.opts if o.startswith("--")}
+    filters = [name for name in inspect.signature(list_jobs).parameters if name not in ("service", "user")]
+    assert {f"--{f.replace('_', '-')}" for f in filters} <= options
+    assert [o for o in sorted(options) if o not in README] == []

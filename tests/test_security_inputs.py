@@ -140,6 +140,8 @@ def _dash_call(client, body: dict) -> dict:
     callbacks = client.get("/_dash-dependencies").get_json()
     callback = next(c for c in callbacks if "hs-submit-msg.children" in c["output"])
     body["output"] = callback["output"]
+    given = {(s["id"], s["property"]): s for s in body["state"]}  # other form state: empty
+    body["state"] = [given.get((s["id"], s["property"]), {**s, "value": None}) for s in callback["state"]]
     response = client.post("/_dash-update-component", json=body)
     assert response.status_code == 200, response.get_data(as_text=True)[:300]
     assert re.search("multi", response.get_data(as_text=True))

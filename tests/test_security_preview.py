@@ -12,6 +12,7 @@ import pytest
 from hisci import Registry, Settings, load_plugin
 
 from .conftest import FIXTURE_PLUGINS
+from .dash_calls import dash_call
 
 
 def _slow(plugin_copy, seconds: float) -> Path:
@@ -66,22 +67,14 @@ def test_service_preview_needs_login_and_starts_empty(tmp_path, service_settings
     assert not stale.exists() and (service_settings.data_dir / "preview").is_dir()
     client = app.server.test_client()
     texts = {n: (FIXTURE_PLUGINS / "slow_plugin" / n).read_text() for n in ("meta.json", "data.json", "ui.json")}
-    body = {"output": "..hs-pv-problems.children...hs-pv-form.children...hs-pv-schema.children..",
-            "outputs": [{"id": "hs-pv-problems", "property": "children"}, {"id": "hs-pv-form", "property": "children"},
-                        {"id": "hs-pv-schema", "property": "children"}],
-            "inputs": [{"id": "hs-pv-meta", "property": "value", "value": texts["meta.json"]},
-                       {"id": "hs-pv-data", "property": "value", "value": texts["data.json"]},
-                       {"id": "hs-pv-ui", "property": "value", "value": texts["ui.json"]}],
-            "state": [{"id": "hs-pv-base", "property": "data", "value": None},
-                      {"id": "hs-lang", "property": "data", "value": "en"},
-                      {"id": "hs-token", "property": "data", "value": None}],
-            "changedPropIds": ["hs-pv-ui.value"]}
-    refused = client.post("/_dash-update-component", json=body)
+    values = {"hs-pv-meta.value": texts["meta.json"], "hs-pv-data.value": texts["data.json"],
+              "hs-pv-ui.value": texts["ui.json"], "hs-lang.data": "en", "hs-token.data": None}
+    refused = dash_call(client, "hs-pv-schema.children", values, "hs-pv-ui.value")
     assert refused.status_code == 200
     assert list((service_settings.data_dir / "preview").iterdir()) == []  # nothing written
     assert "log in" in refused.get_data(as_text=True).lower() and "additionalProperties" not in refused.get_data(as_text=True)
-    body["state"][2]["value"] = tokens.alice
-    allowed = client.post("/_dash-update-component", json=body)
+    values["hs-token.data"] = tokens.alice
+    allowed = dash_call(client, "hs-pv-schema.children", values, "hs-pv-ui.value")
     assert "additionalProperties" in allowed.get_data(as_text=True)  # the schema was built
     assert list((service_settings.data_dir / "preview").iterdir())
 

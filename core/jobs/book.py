@@ -200,8 +200,8 @@ def _clauses(where: JobFilter) -> list[Any]:
             clauses.append(jobs.c.created > ts if name == "created_after" else jobs.c.created < ts)
     if where.parent_id:
         clauses.append(jobs.c.parent_id == where.parent_id)
-    elif where.top_level:
-        clauses.append(jobs.c.parent_id.is_(None))
+    elif where.top_level:  # preview runs (the web app's "Run example") are not listed
+        clauses += [jobs.c.parent_id.is_(None), jobs.c.kind != "preview"]
     return clauses
 
 

@@ -34,7 +34,8 @@ def join_service(url: str, token: str | None, queues: list[str], *, gpu: bool = 
     import httpx
 
     if not token:
-        raise HisciError("--url needs a worker token", hint="an admin runs: hicli user add NAME --worker")
+        raise HisciError("joining a service needs a worker token", pointer="/worker_token",
+                         hint="ask an admin for a worker token")
     try:
         response = httpx.post(url.rstrip("/") + "/api/v1/workers/register", timeout=30,
                               headers={"Authorization": f"Bearer {token}"},
@@ -47,7 +48,7 @@ def join_service(url: str, token: str | None, queues: list[str], *, gpu: bool = 
         except ValueError:
             detail = response.text
         raise HisciError(f"the service refused the worker ({response.status_code}): {detail}",
-                         hint="use a worker token (hicli user add NAME --worker)")
+                         pointer="/worker_token", hint="use a worker token (an admin makes one for this worker)")
     config = response.json()
     os.environ["HISCI_REDIS_URL"] = config["redis_url"]
     server_dir = config["data_dir"]

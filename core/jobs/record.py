@@ -29,7 +29,7 @@ from ..errors import HisciError
 
 log = logging.getLogger("hisci.jobs.record")
 STRICT_ENV = "HISCI_STRICT_STATES"
-KINDS = ("job", "workflow", "parallel", "sweep", "step", "chunk", "point", "merge")
+KINDS = ("job", "workflow", "parallel", "sweep", "step", "chunk", "point", "merge", "preview")
 
 
 class JobState(str, Enum):

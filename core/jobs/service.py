@@ -322,6 +322,9 @@ class JobService:
                              allowed=["succeeded", "failed", "cancelled"], hint="cancel it first")
         if old.kind in GROUP_KINDS:
             return self._retry_group(user, old)
+        if old.kind == "preview":
+            raise ConflictError("a preview run cannot be retried", given=job_id,
+                                hint="run the example again from the preview page")
         owner = User(old.owner or user.name, user.admin, old.data.get("owner_id") or f"name:{old.owner}")
         return self.submit_params(owner, old.plugin_id, old.data["params"], retry_of=job_id)
 
@@ -397,7 +400,7 @@ class JobService:
 
     def _redis(self) -> Redis:
         if self.redis is None:
-            raise InputError("the job service has no Redis", hint="start it with hicli serve or set HISCI_REDIS_URL")
+            raise InputError("the job service has no Redis", hint="give the service a Redis URL (HISCI_REDIS_URL) or start its embedded Redis")
         return self.redis
 
 

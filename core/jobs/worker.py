@@ -85,7 +85,7 @@ def execute(job_id: str, data_dir: str) -> str:
         if job.state != JobState.RUNNING:
             return job.state.value
         events.emit("state", status="running", host=job.data["host"], worker=job.data.get("worker"))
-        plugin = _find_plugin(settings, job.plugin_id)
+        plugin = _plugin_of(settings, job, book.store.folder(job_id))
         runner = _runner(job.data.get("runner"))
         result = runner(
             plugin, params=json.loads(mapped(json.dumps(job.data["params"]))), record=job.data,
@@ -117,6 +117,15 @@ def _ended(settings: Settings, redis: Redis, book: JobBook, job: JobRecord) -> s
         except JobNotFound:
             pass  # the group was deleted
     return job.state.value
+
+
+def _plugin_of(settings: Settings, job: JobRecord, folder: Path):
+    """The plugin a job runs: a preview job's own snapshot, else the registry's plugin."""
+    if job.kind == "preview":
+        from .preview import snapshot_plugin
+
+        return snapshot_plugin(registry_for(settings), job, folder)
+    return _find_plugin(settings, job.plugin_id)
 
 
 def _find_plugin(settings: Settings, plugin_id: str):
@@ -311,21 +320,24 @@ def start_worker(settings: Settings, queues: list[str], gpu: bool = False, burst
                  name: str | None = None) -> bool:
     """Serve ``queues`` until stopped (or until empty with ``burst``)."""
     if not settings.redis_url:
-        raise HisciError("no Redis to connect to", hint="set HISCI_REDIS_URL (hicli serve prints it)")
+        raise HisciError("no Redis to connect to", pointer="/redis_url",
+                         hint="set HISCI_REDIS_URL to the service's Redis URL")
     if "gpu" in queues and not gpu:
-        raise HisciError("a worker on the gpu queue needs --gpu", hint="hicli worker --queue gpu,cpu --gpu")
+        raise HisciError("a worker on the gpu queue needs the GPU enabled", pointer="/gpu",
+                         hint="enable the GPU for this worker, or serve only the cpu queue")
     if gpu and not gpu_available():
-        raise HisciError("--gpu: no usable GPU (cupy missing or no CUDA device)", hint=INSTALL_HINT)
+        raise HisciError("GPU requested, but no usable GPU (cupy missing or no CUDA device)", hint=INSTALL_HINT)
     try:
         worker_threads()
     except ValueError as exc:
-        raise HisciError(str(exc), hint="unset it to use every core, or set e.g. HISCI_WORKER_THREADS=2") from None
+        raise HisciError(str(exc), pointer="/worker_threads",
+                         hint="unset it to use every core, or set a positive whole number") from None
     from .placement import host_memory_gb
 
     try:
         host_memory = host_memory_gb()
     except ValueError as exc:
-        raise HisciError(str(exc), hint="unset it to use the machine's memory") from None
+        raise HisciError(str(exc), pointer="/host_memory_gb", hint="unset it to use the machine's memory") from None
     os.environ[GPU_ENV] = "1" if gpu else "0"
     _warm(registry_for(Settings.from_env(data_dir=settings.data_dir.resolve())))
     _warm_index(settings)

@@ -246,7 +246,7 @@ def _plugin_of(tool: dict[str, Any], where: str) -> str:
     if len(base) >= 3 and base[0] == "hicli" and base[1] == "run":
         return base[2]
     raise CwlError(f"{where}: step does not run a hisci tool (baseCommand {base})",
-                   hint="every step must run a CommandLineTool made by hicli cwl export")
+                   hint="every step must run a CommandLineTool exported from a hisci plugin")
 
 
 def _is_file(cwl_type: Any) -> bool:

@@ -79,7 +79,7 @@ def check(plugin: Plugin, registry: Any, _stack: tuple[str, ...] = ()) -> list[P
             target = registry.get(step.plugin)
         except HisciError as err:
             add(f"step '{sid}': {err.message}", f"{ptr}/plugin", given=step.plugin,
-                allowed=err.allowed, hint=err.hint or "hicli list shows the plugins")
+                allowed=err.allowed, hint=err.hint or "name an installed plugin")
             continue
         if not target.runnable:
             add(f"step '{sid}': plugin '{step.plugin}' has no runtime block, so it cannot run",

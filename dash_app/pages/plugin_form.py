@@ -69,9 +69,7 @@ def sweep_panel(plugin: Any, lang: str) -> Any:
     fields = [{"label": localize(w.label, lang) or key, "value": key} for key, w in plugin.ui.extra.items()
               if w.type in SWEEP_TYPES and not w.multiple]
     if not fields:
-        return html.Div(id="hs-sweep", hidden=True, children=[
-            dcc.Checklist(id="hs-sweep-on", value=[]), dcc.Dropdown(id="hs-sweep-field"),
-            dcc.Input(id="hs-sweep-values")])
+        return hidden_sweep_panel()
     return html.Div(id="hs-sweep", className="hs-panel", children=[
         dcc.Checklist(id="hs-sweep-on", options=[{"label": " " + t("form.sweep", lang), "value": "on"}], value=[]),
         html.Div([html.Label(t("form.sweep_field", lang)),
@@ -80,6 +78,14 @@ def sweep_panel(plugin: Any, lang: str) -> Any:
                   dcc.Input(id="hs-sweep-values", type="text", debounce=False, placeholder="0.2,0.5,0.8",
                             className="hs-input")]),
     ])
+
+
+def hidden_sweep_panel() -> Any:
+    """The sweep controls, hidden: every page that draws a form with ``hs-submit`` (the
+    preview page too) needs them, since the submit callback reads their state."""
+    return html.Div(id="hs-sweep", hidden=True, children=[
+        dcc.Checklist(id="hs-sweep-on", value=[]), dcc.Dropdown(id="hs-sweep-field"),
+        dcc.Input(id="hs-sweep-values")])
 
 
 def _relink(env: Any, plugin: Any, link: Any) -> Any:

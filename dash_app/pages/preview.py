@@ -8,7 +8,6 @@ import base64
 import hashlib
 import io
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -25,15 +24,18 @@ from hisci import HisciError, Plugin, Problem, load_plugin
 from hisci.expressions import check_ui_expressions
 from hisci.figures import load_figure
 from hisci.models import DataSpec, Meta, UiSpec
+from hisci.preview import example_inputs
 
 from .. import forms
 from ..i18n import norm_lang, t
 from .catalogue import problem_list
+from .plugin_form import hidden_sweep_panel
 
 FILES = ("meta.json", "data.json", "ui.json")
 WORKFLOW = "workflow.json"
 EDITABLE = (*FILES, WORKFLOW)  # workflow.json only for workflow folders (empty otherwise)
 LOG_LINES = 200
+POLL_MS = 700
 
 
 class PreviewCache:
@@ -227,6 +229,8 @@ def layout(env: Any, lang: str, plugin_id: str | None = None) -> Any:
                                                          html.Div(id="hs-pv-form")]),
                 html.Div(className="hs-panel", children=[
                     html.Button(t("preview.run", lang), id="hs-pv-run", className="hs-btn hs-primary"),
+                    dcc.Store(id="hs-pv-job", data=None),  # a service's preview job while it runs
+                    dcc.Interval(id="hs-pv-poll", interval=POLL_MS, disabled=True),
                     dcc.Loading(html.Div(id="hs-pv-result"))]),
                 html.Div(className="hs-panel", children=[
                     html.Details([html.Summary(t("preview.schema", lang)),
@@ -249,36 +253,6 @@ def _from_upload(names: list[str], contents: list[str]) -> dict[str, str]:
         elif name.rsplit("/", 1)[-1] in EDITABLE:
             texts[name.rsplit("/", 1)[-1]] = raw.decode("utf-8", errors="replace")
     return texts
-
-
-def example_inputs(plugin: Plugin) -> dict[str, list[str]]:
-    """The example's input files, confined to the plugin folder.
-
-    Pasted JSON must not make the server read its own files, so every ``data.<id>`` link of
-    the example has to name a file inside the plugin folder; it is passed as an absolute
-    path (the runner then never looks in the working directory).
-    """
-    root = Path(os.path.abspath(plugin.folder))
-    request = plugin.example_request() if plugin.params.examples else {}
-    inputs: dict[str, list[str]] = {}
-    for name, widget in plugin.ui.data.items():
-        if widget.type not in ("cloud-file", "hiplot-textarea"):
-            continue
-        entry = (request.get("data") or {}).get(name)
-        if not isinstance(entry, dict):
-            continue
-        links = entry.get("link") or entry.get("value") or []
-        links = [links] if isinstance(links, str) else [x for x in links if isinstance(x, str)]
-        paths = []
-        for link in (x for x in links if x):
-            path = Path(os.path.normpath(root / link))  # our own links to the base stay allowed
-            if Path(link).is_absolute() or not path.is_relative_to(root) or not path.is_file():
-                raise HisciError(f"example input '{name}' must be a file inside the plugin folder",
-                                 pointer=f"/exampleData/config/data/{name}", given=link)
-            paths.append(str(path))
-        if paths:
-            inputs[name] = paths
-    return inputs
 
 
 def run_example(plugin: Plugin, root: Path, lang: str) -> Any:
@@ -413,7 +387,8 @@ def register(app: Any, env: Any) -> None:
         if plugin is None:
             return summary, html.Div("—", className="hs-muted"), "", graph
         try:
-            form = forms.build_form(plugin, lang, ref={"preview": entry["key"]}, actions=False)
+            form = html.Div([forms.build_form(plugin, lang, ref={"preview": entry["key"]}, actions=False),
+                             hidden_sweep_panel()])
             schema = json.dumps(plugin.parameter_schema(), indent=2, ensure_ascii=False)
         except Exception as exc:  # noqa: BLE001 - a form that cannot be drawn says why
             return summary, html.Div(f"cannot draw the form: {exc}", className="hs-problem"), "", graph
@@ -421,6 +396,8 @@ def register(app: Any, env: Any) -> None:
 
     @app.callback(
         Output("hs-pv-result", "children"),
+        Output("hs-pv-job", "data"),
+        Output("hs-pv-poll", "disabled"),
         Input("hs-pv-run", "n_clicks"),
         State("hs-pv-meta", "value"),
         State("hs-pv-data", "value"),
@@ -429,19 +406,139 @@ def register(app: Any, env: Any) -> None:
         State("hs-pv-base", "data"),
         State("hs-lang", "data"),
         State("hs-token", "data"),
+        State("hs-pv-job", "data"),
         prevent_initial_call=True,
     )
-    def run(n_clicks, meta, data, ui, workflow, base_id, lang, token):
+    def run(n_clicks, meta, data, ui, workflow, base_id, lang, token, previous):
+        """Locally (``hicli preview``) a child process with a timeout; with a service, a
+        preview job on a worker (hisci.jobs.preview) that the page then polls."""
         if not n_clicks:
             raise PreventUpdate
         lang = norm_lang(lang)
-        if env.service is not None and env.user(token) is None:
-            return html.Div(t("login.needed", lang), className="hs-problem")
+        user = env.user(token)
+        if env.service is not None and user is None:
+            return html.Div(t("login.needed", lang), className="hs-problem"), None, True
+        if env.service is not None:  # the job layer (redis, rq) only exists with a service
+            from hisci.jobs.preview import close_preview, submit_preview
+
+            if previous:
+                close_preview(env.service, user, previous)
         texts = {"meta.json": meta or "", "data.json": data or "", "ui.json": ui or "", WORKFLOW: workflow or ""}
         entry = env.previews.build(texts, env.registry.plugins.get(base_id or ""))
         if entry["plugin"] is not None and entry["plugin"].is_workflow and not entry["problems"]:
             entry = dict(entry, problems=workflow_problems(entry["plugin"], env.registry))
         if entry["problems"] or entry["plugin"] is None:
             return html.Div(t("preview.cannot_run", lang, why=f"{len(entry['problems'])} problem(s)"),
-                            className="hs-problem")
-        return run_example(entry["plugin"], entry["folder"].parent, lang)
+                            className="hs-problem"), None, True
+        if env.service is None:
+            return run_example(entry["plugin"], entry["folder"].parent, lang), None, True
+        try:
+            record = submit_preview(env.service, user, entry["folder"], env.registry.plugins.get(base_id or ""))
+        except HisciError as exc:
+            return html.Div([html.Div(t("preview.cannot_run", lang, why=exc.message), className="hs-problem"),
+                             problem_list(exc.problems)]), None, True
+        return _pending(record), record["id"], False
+
+    @app.callback(
+        Output("hs-pv-result", "children", allow_duplicate=True),
+        Output("hs-pv-job", "data", allow_duplicate=True),
+        Output("hs-pv-poll", "disabled", allow_duplicate=True),
+        Input("hs-pv-poll", "n_intervals"),
+        State("hs-pv-job", "data"),
+        State("hs-lang", "data"),
+        State("hs-token", "data"),
+        prevent_initial_call=True,
+    )
+    def poll(_, job_id, lang, token):
+        """Show the preview job's state; once it ended, draw its result and remove the job."""
+        from hisci.jobs.preview import close_preview
+        from hisci.jobs.record import JobState
+
+        user = env.user(token)
+        if env.service is None or user is None or not job_id:
+            return no_update, None, True
+        try:
+            record = env.service.get(user, job_id)
+        except HisciError as exc:  # deleted meanwhile (another tab, a restart)
+            return html.Div(exc.message, className="hs-problem"), None, True
+        if not JobState(record["status"]).finished:
+            return _pending(record), no_update, False
+        parts = job_result(env.service, user, record, norm_lang(lang))
+        close_preview(env.service, user, job_id)
+        return parts, None, True
+
+    @app.server.route(f"{app.config.routes_pathname_prefix}_hisci/preview-close", methods=["POST"])
+    def preview_close():
+        """The page went away (tab closed, reload, another page): its running preview job
+        goes too. Body ``{"token", "job"}`` (sent by navigator.sendBeacon, which sets no
+        headers; the token in the body stands for the bearer header)."""
+        from flask import request as flask_request
+
+        body = flask_request.get_json(force=True, silent=True) or {}
+        user = env.user(body.get("token"))
+        if env.service is not None and user is not None and isinstance(body.get("job"), str):
+            from hisci.jobs.preview import close_preview
+
+            close_preview(env.service, user, body["job"])
+        return "", 204
+
+    app.clientside_callback(  # remember the page's running preview job (and close it on pagehide)
+        REMEMBER_JS,
+        Output("hs-pv-closed", "data"),
+        Input("hs-pv-job", "data"),
+        State("hs-token", "data"),
+        State("url", "pathname"),
+    )
+    app.clientside_callback(  # another page of the app: close it
+        LEAVE_JS,
+        Output("hs-pv-closed", "data", allow_duplicate=True),
+        Input("url", "pathname"),
+        prevent_initial_call=True,
+    )
+
+
+#: The page's running preview job goes to ``_hisci/preview-close`` when the page is left
+#: (another page of the app, or the tab closed / reloaded).
+REMEMBER_JS = r"""
+function(job, token, pathname) {
+    if (!window.hisciPreviewClose) {
+        window.hisciPreviewClose = function() {
+            var open = window.hisciPreviewJob;
+            if (open && open.job) {
+                navigator.sendBeacon(open.url, new Blob([JSON.stringify({token: open.token, job: open.job})],
+                                                        {type: "application/json"}));
+            }
+            window.hisciPreviewJob = null;
+        };
+        window.addEventListener("pagehide", window.hisciPreviewClose);
+    }
+    var url = (pathname || "/").split("/preview")[0].replace(/\/$/, "") + "/_hisci/preview-close";
+    window.hisciPreviewJob = job ? {job: job, token: token, url: url} : null;
+    return window.dash_clientside.no_update;
+}
+"""
+LEAVE_JS = r"""
+function(pathname) {
+    if (window.hisciPreviewClose && !(pathname || "").match(/\/preview\/?$/)) {
+        window.hisciPreviewClose();
+    }
+    return window.dash_clientside.no_update;
+}
+"""
+
+
+def _pending(record: dict[str, Any]) -> Any:
+    status = record["status"]
+    return html.Div([html.Span(status, className=f"hs-badge hs-badge-{status}", **{"data-status": status}),
+                     f" {record.get('message') or ''} {round(100 * float(record.get('progress') or 0))}%"],
+                    id="hs-pv-status")
+
+
+def job_result(service: Any, user: Any, record: dict[str, Any], lang: str) -> list[Any]:
+    """The parts of a finished preview job, drawn from its job folder."""
+    folder = service.store.folder(record["id"])
+    summary_path = folder / "result.json"
+    summary = json.loads(summary_path.read_text("utf-8")) if summary_path.is_file() else {}
+    result = {"status": record["status"], "error": record.get("reason"), "summary": summary,
+              "figures": record.get("figures") or []}
+    return _run_parts(result, folder, lang)

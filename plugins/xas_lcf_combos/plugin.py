@@ -17,38 +17,32 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..xas_match.analysis import common_window
-from ..xas_match.lcf import lcf_batch
-from ..xas_match.library import Library, NormSettings, load_library, normalize_spectra
-from ..xas_match.xas_io import read_spectra
+from hisci import InputError, RunContext
+
+from hisci.builtin_plugins.xas_match.analysis import common_window
+from hisci.builtin_plugins.xas_match.lcf import lcf_batch
+from hisci.builtin_plugins.xas_match.library import Library, NormSettings, load_library, normalize_spectra
+from hisci.builtin_plugins.xas_match.xas_io import read_spectra
 
 
-def _error(message: str, **kw: Any) -> Exception:
-    from hisci.errors import InputError
-
-    return InputError(message, **kw)
-
-
-def _library(ctx: Any) -> Library:
+def _library(ctx: RunContext) -> Library:
     if ctx.has_input("database"):
         paths = ctx.inputs("database")
     else:
         paths = [Path(str(resources.files("hisci.builtin_plugins.xas_match") / "reference_db"))]
-    try:
+    with ctx.field("/data/database"):
         return load_library(paths, settings=NormSettings())
-    except ValueError as exc:
-        raise _error(f"database: {exc}", pointer="/data/database") from None
 
 
-def _matches(ctx: Any) -> pd.DataFrame:
+def _matches(ctx: RunContext) -> pd.DataFrame:
     path = ctx.input("matches")
     try:
         table = pd.read_csv(path)
     except (OSError, ValueError) as exc:
-        raise _error(f"matches: cannot read {path.name}: {exc}", pointer="/data/matches") from None
+        raise InputError(f"matches: cannot read {path.name}: {exc}", pointer="/data/matches") from None
     missing = {"spectrum", "rank", "reference"} - set(table.columns)
     if missing:
-        raise _error(f"matches: {path.name} lacks column(s) {', '.join(sorted(missing))}; give the "
+        raise InputError(f"matches: {path.name} lacks column(s) {', '.join(sorted(missing))}; give the "
                      "matches.csv that xas_match writes in mode match", pointer="/data/matches")
     return table
 
@@ -82,33 +76,29 @@ def fit_combinations(ns: Any, lib: Library, names: list[str], max_components: in
     return table
 
 
-def run(ctx: Any) -> dict:
+def run(ctx: RunContext) -> dict:
+    """Rank-limited combinatorial LCF of every spectrum; writes ``lcf.csv`` (best first)."""
     extra = ctx.params["extra"]
     top_k, max_components = int(extra["top_k"]), int(extra["max_components"])
-    fit_range = tuple(float(v) for v in extra.get("fit_range", [-20, 80]))
+    fit_range = tuple(float(v) for v in extra["fit_range"])
     ctx.progress(0.05, "loading the reference database")
     lib = _library(ctx)
     matches = _matches(ctx)
     spectra = []
     for path in ctx.inputs("spectra"):
-        try:
+        with ctx.field("/data/spectra", file=path):
             spectra += read_spectra(path)
-        except ValueError as exc:
-            raise _error(f"spectra: {exc}", file=str(path), pointer="/data/spectra") from None
     spectra = normalize_spectra(spectra, NormSettings())
     tables, best = [], {}
     for i, ns in enumerate(spectra):
         ranked = matches[matches["spectrum"] == ns.name].sort_values("rank")
         names = list(dict.fromkeys(ranked["reference"].astype(str)))[:top_k]
         if not names:
-            raise _error(f"matches: no rows for spectrum {ns.name!r}; run xas_match (mode match) "
+            raise InputError(f"matches: no rows for spectrum {ns.name!r}; run xas_match (mode match) "
                          "on the same spectra", pointer="/data/matches")
         ctx.progress(0.1 + 0.85 * i / len(spectra), f"LCF of {ns.name} over {len(names)} candidates")
-        try:
-            table = fit_combinations(ns, lib, names, max_components, fit_range,
-                                     bool(extra.get("sum_to_one", True)))
-        except ValueError as exc:
-            raise _error(f"lcf: {exc}", pointer="/extra") from None
+        with ctx.field("fit_range"):
+            table = fit_combinations(ns, lib, names, max_components, fit_range, bool(extra["sum_to_one"]))
         tables.append(table)
         first = table.iloc[0]
         best[ns.name] = {"combination": first["combination"], "r_factor": float(first["r_factor"]),
