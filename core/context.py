@@ -30,6 +30,9 @@ class RunContext:
     progress_sink : called with (fraction, message) on every progress report.
     cancel_check : returns True when the job should stop.
     xp : numpy, or cupy on a GPU worker.
+    threads : threads this job may use (``ctx.threads``; pass it to ducc0 ``nthreads``,
+        ``numba.set_num_threads``); default :func:`hisci.threads.worker_threads`
+        (``HISCI_WORKER_THREADS``, else the cores this process may run on).
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class RunContext:
         cancel_check: Callable[[], bool] | None = None,
         xp: ModuleType | None = None,
         live: Any = None,
+        threads: int | None = None,
     ) -> None:
         self.params = params
         self._inputs = inputs
@@ -55,6 +59,11 @@ class RunContext:
         if xp is None:
             import numpy as xp
         self.xp = xp
+        if threads is None:
+            from .threads import worker_threads
+
+            threads = worker_threads()
+        self.threads = max(1, int(threads))
         self.figures: list[str] = []
         #: The LiveSession of a live run (``hisci.live``), None otherwise.
         self.live = live

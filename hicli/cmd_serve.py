@@ -55,6 +55,7 @@ def serve_cmd(host: str, port: int, data_dir: str | None, workers: int, api_work
     from hisci.jobs import EmbeddedRedis, JobService, Reaper
     from hisci.jobs.redis_server import redacted
     from hisci.jobs.supervisor import Supervisor
+    from hisci.threads import THREADS_ENV, share_per_worker
 
     settings = Settings.from_env(data_dir=Path(data_dir) if data_dir else None)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +69,8 @@ def serve_cmd(host: str, port: int, data_dir: str | None, workers: int, api_work
             settings = settings.model_copy(update={"redis_url": redis.url})
         env = {**os.environ, "HISCI_REDIS_URL": settings.redis_url,
                "HISCI_DATA_DIR": str(settings.data_dir.resolve())}
+        if workers > 1 and not os.environ.get(THREADS_ENV):
+            env[THREADS_ENV] = str(share_per_worker(workers))  # each worker its share of the cores
         worker = [sys.executable, "-m", "hicli.main", "worker"]
         for number in range(max(workers, 0)):
             supervisor.add(f"worker-cpu-{number + 1}", _spawn([*worker, "--queue", "cpu"], env))

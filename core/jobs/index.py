@@ -57,6 +57,7 @@ users = sa.Table(
 
 _ENGINES: dict[tuple[int, str], Engine] = {}
 _LOCK = threading.Lock()
+_MIGRATED: set[str] = set()  # URLs migrated by this process or the one it was forked from
 
 
 def database_url(data_dir: Path, url: str | None = None) -> str:
@@ -77,7 +78,9 @@ def open_index(data_dir: Path, url: str | None = None) -> Engine:
         engine = _ENGINES.get(key)
         if engine is None:
             engine = _make_engine(url)
-            migrate(engine)
+            if url not in _MIGRATED:  # a work horse forked after its worker migrated skips it
+                migrate(engine)
+                _MIGRATED.add(url)
             if url.startswith("sqlite:///"):
                 os.chmod(url[len("sqlite:///"):], 0o600)  # it holds the users' token hashes
             _ENGINES[key] = engine

@@ -40,9 +40,12 @@ def route(plugin: Plugin, redis: Redis) -> Route:
 
 
 def advertise_capacity(redis: Redis, worker_name: str, memory_gb: float, gpu_memory_gb: float,
-                       queues: list[str], ttl: int = 60) -> None:
+                       queues: list[str], ttl: int = 60, **facts: object) -> None:
+    """A worker's capacity: its host's memory budget (GB), GPU memory, queues, and ``facts``
+    (host, cores, threads) for the workers page and placement."""
     redis.set(keys.worker_capacity(worker_name),
-              json.dumps({"memory_gb": memory_gb, "gpu_memory_gb": gpu_memory_gb, "queues": queues}), ex=ttl)
+              json.dumps({"memory_gb": memory_gb, "gpu_memory_gb": gpu_memory_gb, "queues": queues, **facts}),
+              ex=ttl)
 
 
 def capacities(redis: Redis, queue: str) -> list[dict[str, Any]]:

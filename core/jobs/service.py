@@ -225,10 +225,12 @@ class JobService:
             record = JobRecord(new_record(plugin, params, files, owner=user.name))
             with redis_or_503():
                 queue = spec.queue or route(plugin, redis).queue
+            needs = requirement(plugin, params, sum(p.stat().st_size for ps in files.values() for p in ps))
             record.note(owner_id=user.id, kind=spec.kind, name=spec.name, parent_id=head.id,
                         queue=queue, timeout=plugin.runtime.timeout, attempts=0, held=False, message="",
                         retries=plugin.runtime.retries if spec.retries is None else spec.retries,
-                        allow_failure=spec.allow_failure, runner=spec.runner, child_index=index, **spec.fields)
+                        allow_failure=spec.allow_failure, runner=spec.runner, child_index=index,
+                        **{"needs": needs, **spec.fields})
             made[spec.name] = record
         after = {spec.name: (tuple(names[:-1]) if finish is not None and spec is finish else spec.after)
                  for spec in specs}

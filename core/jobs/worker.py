@@ -20,6 +20,7 @@ from ..processes import die_with_parent
 from ..registry import Registry
 from ..runner import run_plugin
 from ..settings import Settings
+from ..threads import limit_threads, usable_cores, worker_threads
 from . import keys
 from .book import JobBook
 from .events import EventStream, Heartbeat
@@ -74,6 +75,7 @@ def execute(job_id: str, data_dir: str) -> str:
             groups.refresh(settings, redis, book, job.parent_id)
             return book.get(job_id).state.value
     use_gpu = os.environ.get(GPU_ENV) == "1" and rq_job.origin == "gpu"
+    limit_threads(worker_threads())  # this work horse's share of the host (HISCI_WORKER_THREADS)
     # the heartbeat exists before the record says running, so the reaper never takes a job
     # that just started for a lost one, and never purges a deleted job's folder under it
     heartbeat = Heartbeat(redis, job_id, settings.heartbeat_ttl).start()
@@ -182,6 +184,20 @@ def _warm(registry: Registry) -> None:
                 log.warning("plugin %s failed to import: %s", plugin.id, exc)
 
 
+def _warm_index(settings: Settings) -> None:
+    """Open (and migrate) the job index and import what a job's bookkeeping needs once in
+    the worker, so each forked work horse starts with them (the Alembic import alone cost
+    0.3-0.8 s per chunk on a loaded 2-core host)."""
+    from . import groups, join  # noqa: F401 - imported for the work horses
+    from .join import mapped
+
+    data_dir = Path(mapped(str(settings.data_dir.resolve())))
+    try:
+        JobBook(data_dir, Settings.from_env(data_dir=data_dir).database_url)
+    except Exception as exc:  # noqa: BLE001 - each job opens it again and reports properly
+        log.warning("job index not opened before the first job: %s", exc)
+
+
 class HisciWorker(Worker):
     """An RQ worker that runs only hisci's job function, and stops at once on SIGTERM.
 
@@ -232,7 +248,52 @@ class HisciWorker(Worker):
                                                           f"is not {JOB_FUNCTION}")
             self.connection.lrem(queue.intermediate_queue_key, 1, job.id)
             return
-        super().execute_job(job, queue)
+        need = self._memory_need(self._hisci_job)
+        if not need:
+            super().execute_job(job, queue)
+            return
+        from . import placement
+
+        host = worker_host()
+        admission = placement.reserve(self.connection, host, self.host_memory_gb, self._hisci_job, need, self.name)
+        if not admission.ok:
+            self._hand_back(job, queue, admission.reason)
+            return
+        try:
+            super().execute_job(job, queue)
+        finally:
+            placement.release(self.connection, host, self._hisci_job)
+
+    host_memory_gb: float = 0.0
+
+    def _memory_need(self, job_id: str | None) -> float:
+        """The ``needs.memory_gb`` of the job's record (0 when none, or no record)."""
+        if not job_id or self.hisci_settings is None:
+            return 0.0
+        try:
+            record = JobBook(self.hisci_settings.data_dir, self.hisci_settings.database_url).get(job_id)
+        except (JobNotFound, HisciError):
+            return 0.0
+        if record.state != JobState.QUEUED:
+            return 0.0  # finished or cancelled meanwhile: execute() says so without running it
+        return float((record.data.get("needs") or {}).get("memory_gb") or 0.0)
+
+    def _hand_back(self, job: Job, queue: Queue, reason: str) -> None:
+        """Put the RQ job back at the end of its queue (unstarted) and say why on the record."""
+        import time
+
+        from .placement import BACKOFF_S
+
+        self.connection.lrem(queue.intermediate_queue_key, 1, job.id)
+        queue.push_job_id(job.id)
+        if self.hisci_settings is not None and self._hisci_job:
+            try:
+                JobBook(self.hisci_settings.data_dir, self.hisci_settings.database_url).apply(
+                    self._hisci_job, lambda r: r.state == JobState.QUEUED and r.data.get("message") != reason
+                    and r.note(message=reason))
+            except JobNotFound:
+                pass
+        time.sleep(BACKOFF_S)
 
 
 def total_memory_gb() -> float:
@@ -273,20 +334,34 @@ def start_worker(settings: Settings, queues: list[str], gpu: bool = False, burst
                          hint="enable the GPU for this worker, or serve only the cpu queue")
     if gpu and not gpu_available():
         raise HisciError("GPU requested, but no usable GPU (cupy missing or no CUDA device)", hint=INSTALL_HINT)
+    try:
+        worker_threads()
+    except ValueError as exc:
+        raise HisciError(str(exc), pointer="/worker_threads",
+                         hint="unset it to use every core, or set a positive whole number") from None
+    from .placement import host_memory_gb
+
+    try:
+        host_memory = host_memory_gb()
+    except ValueError as exc:
+        raise HisciError(str(exc), pointer="/host_memory_gb", hint="unset it to use the machine's memory") from None
     os.environ[GPU_ENV] = "1" if gpu else "0"
     _warm(registry_for(Settings.from_env(data_dir=settings.data_dir.resolve())))
+    _warm_index(settings)
     redis = Redis.from_url(settings.redis_url)
     worker = HisciWorker([Queue(q, connection=redis, serializer=SERIALIZER) for q in queues],
                          connection=redis, name=name, serializer=SERIALIZER)
     worker.hisci_settings = settings
-    capacity = (total_memory_gb(), gpu_memory_gb() if gpu else 0.0)
+    worker.host_memory_gb = host_memory
+    capacity = (host_memory, gpu_memory_gb() if gpu else 0.0)
     stop = threading.Event()
     alive = WorkerBeat(redis, worker.name, queues, settings.heartbeat_ttl, pid=os.getpid()).start()
 
     def advertise() -> None:
         while not stop.is_set():
             try:
-                advertise_capacity(redis, worker.name, *capacity, queues=queues)
+                advertise_capacity(redis, worker.name, *capacity, queues=queues, host=worker_host(),
+                                   cores=usable_cores(), threads=worker_threads())
             except Exception:  # noqa: BLE001 - Redis restarting; try again
                 pass
             stop.wait(20)

@@ -3,8 +3,10 @@
 ``plan`` opens the scan, fixes the rotation centre (found once, on the middle row of the
 whole selection, exactly as a single run does), saves the sinogram and centre figures and
 returns one chunk per row range. Each ``run_chunk`` writes its own ``part.h5`` (never two
-writers on one HDF5 file); ``merge`` copies the parts into the one ``recon.h5``
-(``/exchange/data``, the same attributes as a single run) and removes them.
+writers on one HDF5 file); ``merge`` moves the parts into ``chunks/`` of the job folder and
+writes ``recon.h5`` with ``/exchange/data`` as an HDF5 virtual dataset over them (no copy
+of the volume; the same attributes as a single run). With ``save_tiff`` the slices are
+copied into one ``recon.h5`` and ``recon.tif`` instead.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def _options(ctx: Any, scan: Any, rows: tuple[int, int], center: float | str) ->
         stripe_method=extra.get("stripe", "none"), stripe_size=int(extra.get("stripe_size", 21)),
         pad_mode=extra.get("pad_mode", "edge"), circle_mask=bool(extra.get("circle_mask", True)),
         memory_budget_gb=float(extra.get("memory_budget_gb", 4)),
+        threads=getattr(ctx, "threads", None),
     )
 
 
@@ -110,21 +113,11 @@ def merge(ctx: Any, parts: list[ChunkPart]) -> dict[str, Any]:
     if info.get("pixel_size_um") is not None:
         attrs["pixel_size_um"] = info["pixel_size_um"]
     out_h5 = ctx.output_dir / "recon.h5"
-    tiff = ctx.output_dir / "recon.tif" if extra.get("save_tiff") else None
-    import h5py
-
-    volume = VolumeWriter(out_h5, (r1 - r0, n, n), attrs, tiff)
-    try:
-        for part in sorted(parts, key=lambda p: p.result["rows"][0]):
-            a, b = part.result["rows"]
-            src = Path(part.output_dir) / part.result["file"]
-            with h5py.File(src, "r") as fh:
-                ds = fh["exchange/data"]
-                for s0 in range(0, b - a, 16):
-                    volume.write(a - r0 + s0, ds[s0:min(b - a, s0 + 16)])
-            src.unlink()
-    finally:
-        volume.close()
+    ordered = sorted(parts, key=lambda p: p.result["rows"][0])
+    if extra.get("save_tiff"):
+        _copy_parts(ordered, out_h5, ctx.output_dir / "recon.tif", (r1 - r0, n, n), attrs, r0)
+    else:
+        _link_parts(ordered, ctx.output_dir, out_h5, (r1 - r0, n, n), attrs, r0)
     ctx.progress(0.96, "figures")
     ctx.save_figure(slices_figure(out_h5), "slices")
     seconds = sum(p.result["seconds"] for p in parts)
@@ -139,8 +132,53 @@ def merge(ctx: Any, parts: list[ChunkPart]) -> dict[str, Any]:
         "units": "attenuation per pixel", "layout": info["layout"], "output": "recon.h5",
         "hosts": sorted({p.host for p in parts}),
     }
-    if tiff is not None:
+    if extra.get("save_tiff"):
         summary["tiff"] = "recon.tif"
     if "residuals" in parts[0].result:
         summary["residuals"] = parts[0].result["residuals"]
     return summary
+
+
+def _link_parts(parts: list[ChunkPart], out_dir: Path, out_h5: Path, shape: tuple[int, int, int],
+                attrs: dict[str, Any], r0: int) -> None:
+    """``recon.h5`` as an HDF5 virtual dataset over the parts, which move (a rename on the
+    shared filesystem, no copy) into ``chunks/part-NNNN.h5`` next to it; relative paths, so
+    the job folder can move as a whole."""
+    import shutil
+
+    import h5py
+
+    layout = h5py.VirtualLayout(shape=shape, dtype="float32")
+    (out_dir / "chunks").mkdir(exist_ok=True)
+    for part in parts:
+        a, b = part.result["rows"]
+        name = f"chunks/part-{part.index:04d}.h5"
+        src = Path(part.output_dir) / part.result["file"]
+        if src.exists() or not (out_dir / name).exists():  # a retried merge finds it moved already
+            shutil.move(src, out_dir / name)
+        layout[a - r0:b - r0] = h5py.VirtualSource(name, "exchange/data", shape=(b - a, shape[1], shape[2]))
+    with h5py.File(out_h5, "w") as fh:
+        fh.attrs["implements"] = "exchange"
+        ds = fh.create_virtual_dataset("exchange/data", layout, fillvalue=np.nan)
+        for k, v in attrs.items():
+            ds.attrs[k] = v
+
+
+def _copy_parts(parts: list[ChunkPart], out_h5: Path, tiff: Path, shape: tuple[int, int, int],
+                attrs: dict[str, Any], r0: int) -> None:
+    """Copy the parts into one ``recon.h5`` and ``recon.tif`` (the TIFF needs every slice
+    written anyway), removing each part once copied."""
+    import h5py
+
+    volume = VolumeWriter(out_h5, shape, attrs, tiff)
+    try:
+        for part in parts:
+            a, b = part.result["rows"]
+            src = Path(part.output_dir) / part.result["file"]
+            with h5py.File(src, "r") as fh:
+                ds = fh["exchange/data"]
+                for s0 in range(0, b - a, 16):
+                    volume.write(a - r0 + s0, ds[s0:min(b - a, s0 + 16)])
+            src.unlink()
+    finally:
+        volume.close()

@@ -63,6 +63,7 @@ def reconstruct_block(
     pad_mode: str = "edge",
     xp: ModuleType = np,
     callback: Callable[[int], None] | None = None,
+    threads: int | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Reconstruct a block of sinograms.
 
@@ -100,13 +101,17 @@ def reconstruct_block(
     sino = np.asarray(sinograms if xp is np else xp.asnumpy(sinograms), dtype=np.float32)
     if algorithm == "gridrec":
         info["backend"] = "ducc0-nufft"
-        return gridrec_reconstruct(sino, theta, center, filter_name, pad_mode=pad_mode), info
+        return gridrec_reconstruct(sino, theta, center, filter_name, pad_mode=pad_mode, nthreads=threads), info
     if algorithm == "fbp":
         info["backend"] = "numba-fbp"
+        if threads:
+            from hisci.threads import limit_threads
+
+            limit_threads(threads)  # the numba kernel's pool
         return fbp_reconstruct(sino, theta, center, filter_name, pad_mode=pad_mode), info
     if algorithm in ("sirt", "cgls"):
         n_iter = DEFAULT_ITERATIONS[algorithm] if not n_iter else int(n_iter)
-        proj = FourierProjector(theta, sino.shape[-1], center)
+        proj = FourierProjector(theta, sino.shape[-1], center, nthreads=threads)
         solver = sirt if algorithm == "sirt" else cgls
         res = solver(proj, sino, n_iter, callback=callback)
         info.update(
@@ -151,6 +156,7 @@ class ReconOptions:
     pad_mode: str = "edge"
     circle_mask: bool = True
     memory_budget_gb: float = 4.0
+    threads: int | None = None  # ctx.threads: ducc0 nthreads, numba's pool
 
 
 @dataclass
@@ -277,7 +283,7 @@ def reconstruct_scan(
             t0 = time.perf_counter()
             rec, info = reconstruct_block(
                 sino, scan.theta, center, opts.algorithm, opts.filter_name,
-                n_iter=opts.n_iter, pad_mode=opts.pad_mode, xp=xp,
+                n_iter=opts.n_iter, pad_mode=opts.pad_mode, xp=xp, threads=opts.threads,
             )
             if rec.ndim == 2:
                 rec = rec[None]

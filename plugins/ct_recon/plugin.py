@@ -85,6 +85,7 @@ def run(ctx: RunContext) -> dict[str, Any]:
             flat_interpolation=bool(extra["flat_interpolation"]), stripe_method=extra["stripe"],
             stripe_size=extra["stripe_size"], pad_mode=extra["pad_mode"],
             circle_mask=bool(extra["circle_mask"]), memory_budget_gb=float(extra["memory_budget_gb"]),
+            threads=ctx.threads,
         )
         out_h5 = ctx.output_dir / "recon.h5"
         tiff = ctx.output_dir / "recon.tif" if extra["save_tiff"] else None

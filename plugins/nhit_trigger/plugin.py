@@ -31,7 +31,8 @@ def run(ctx: RunContext) -> dict:
     ctx.progress(0.02, f"triggering {len(stream)} fragments")
 
     with ctx.progress_span(0.02, 0.9) as step, ctx.field("/data/hits", file=stream_path):
-        result = run_trigger(stream_path, ctx.output_dir / OUTPUT_NAME, config, workers=extra["workers"],
+        result = run_trigger(stream_path, ctx.output_dir / OUTPUT_NAME, config,
+                             workers=extra["workers"] if extra["workers"] > 0 else ctx.threads,
                              run_number=run_number, log=ctx.logger,
                              progress=lambda done, total: step(done, total, f"fragment {done}/{total}"))
     head = stream.header
