@@ -118,3 +118,33 @@ def test_reserve_says_what_the_job_waits_for(hosts) -> None:
     assert placement.held_gb(redis, "h") == {"job-1": 4, "job-5": 1}
     placement.release(redis, "h", "job-1")
     assert placement.held_gb(redis, "h") == {"job-5": 1}
+
+
+def test_chunk_no_live_host_fits_is_held_until_one_does(hosts, tmp_path: Path) -> None:
+    # 12 GB a chunk: no live host (3 and 8 GB) fits it; the chunks go on held with the reason
+    # instead of passing between workers, and a burst worker on the queue leaves at once
+    service, redis = hosts["service"], hosts["redis"]
+    user = User("alice")
+    parent = service.submit(user, "chunk_sum", {"extra": {"n": 12000, "seconds": 0.1}}, chunks=2)
+    ids = [c["id"] for c in service.get(user, parent["id"])["children"] if c["kind"] == "chunk"]
+    held = wait_for(lambda: all((r := service.book.get(i)).state.value == "held" for i in ids)
+                    and [service.book.get(i) for i in ids], timeout=30)
+    assert all("memory_gb 12" in r.data["message"] and "largest live worker: memory_gb 8" in r.data["message"]
+               for r in held), [r.data["message"] for r in held]
+    env = {**worker_env(service.settings), "HISCI_WORKER_HOST": "small", placement.HOST_MEMORY_ENV: "3"}
+    burst = subprocess.run([sys.executable, "-m", "hicli.main", "worker", "--queue", "cpu", "--burst"], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert burst.returncode == 0, burst.stderr[-2000:]
+    assert all(service.book.get(i).state.value == "held" for i in ids)
+    # a worker on a host that fits starts: the reaper releases the chunks and the job ends
+    env = {**worker_env(service.settings), "HISCI_WORKER_HOST": "huge", placement.HOST_MEMORY_ENV: "16"}
+    huge = subprocess.Popen([sys.executable, "-m", "hicli.main", "worker", "--queue", "cpu"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        done = wait_for(lambda: (r := service.get(user, parent["id"]))["status"] in ("succeeded", "failed") and r,
+                        timeout=90)
+        assert done["status"] == "succeeded", done.get("reason")
+        assert {service.book.get(i).data["host"] for i in ids} == {"huge"}
+    finally:
+        huge.terminate()
+        huge.wait(15)

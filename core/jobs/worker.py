@@ -257,7 +257,8 @@ class HisciWorker(Worker):
         host = worker_host()
         admission = placement.reserve(self.connection, host, self.host_memory_gb, self._hisci_job, need, self.name)
         if not admission.ok:
-            self._hand_back(job, queue, admission.reason)
+            if not self._hold_if_no_host_fits(job, queue, need):
+                self._hand_back(job, queue, admission.reason)
             return
         try:
             super().execute_job(job, queue)
@@ -277,6 +278,26 @@ class HisciWorker(Worker):
         if record.state != JobState.QUEUED:
             return 0.0  # finished or cancelled meanwhile: execute() says so without running it
         return float((record.data.get("needs") or {}).get("memory_gb") or 0.0)
+
+    def _hold_if_no_host_fits(self, job: Job, queue: Queue, need_gb: float) -> bool:
+        """Take the job off the queues and put its record on ``held`` (with the reason) when no
+        live worker's host budget fits ``need_gb``; the reaper enqueues it again once a worker
+        that fits is live. So such a job is not passed between workers forever, and a burst
+        worker leaves when only held work remains. False when some live worker fits it."""
+        from .routing import fits
+
+        ok, why = fits(self.connection, queue.name, {"memory_gb": need_gb})
+        if ok or self.hisci_settings is None or not self._hisci_job:
+            return False
+        book = JobBook(self.hisci_settings.data_dir, self.hisci_settings.database_url)
+        try:
+            record = book.apply(self._hisci_job, lambda r: r.state == JobState.QUEUED and r.hold(why))
+        except JobNotFound:
+            record = None
+        self.connection.lrem(queue.intermediate_queue_key, 1, job.id)
+        if record is not None and record.state != JobState.HELD:
+            queue.push_job_id(job.id)  # changed meanwhile (cancelled, ...): execute() decides
+        return True
 
     def _hand_back(self, job: Job, queue: Queue, reason: str) -> None:
         """Put the RQ job back at the end of its queue (unstarted) and say why on the record."""
