@@ -12,6 +12,10 @@ from .centre import CentreSearch
 __all__ = ["centre_figure", "sinogram_figure", "slices_figure"]
 
 
+#: The most (angles, columns) the sinogram figure shows.
+SINOGRAM_MAX = (720, 1024)
+
+
 def _heat(img: np.ndarray, **kw: Any) -> Any:
     import plotly.graph_objects as go
 
@@ -47,10 +51,18 @@ def slices_figure(volume_path: str | Path) -> Any:
 
 
 def sinogram_figure(sinogram: np.ndarray, theta_deg: np.ndarray, center: float) -> Any:
-    """The middle row's sinogram (line integrals) with the rotation centre marked."""
+    """The middle row's sinogram (line integrals) with the rotation centre marked.
+
+    Shown at most :data:`SINOGRAM_MAX` (angles, columns) by striding, with the true column
+    numbers and angles on the axes: a 1500 x 2048 heatmap cost 0.7 s and 40 MB of figure
+    files, serially before any row was reconstructed, for more pixels than a screen has."""
     import plotly.graph_objects as go
 
-    fig = go.Figure(_heat(sinogram, y=np.asarray(theta_deg, dtype=np.float32)))
+    sinogram = np.asarray(sinogram)
+    step_a = -(-sinogram.shape[0] // SINOGRAM_MAX[0])
+    step_c = -(-sinogram.shape[1] // SINOGRAM_MAX[1])
+    fig = go.Figure(_heat(sinogram[::step_a, ::step_c], x=np.arange(0, sinogram.shape[1], step_c),
+                          y=np.asarray(theta_deg, dtype=np.float32)[::step_a]))
     fig.add_vline(x=center, line={"color": "red", "dash": "dash"}, annotation_text=f"centre {center:.2f}")
     fig.update_layout(
         title="Sinogram of the middle row (-log transmission)",
