@@ -11,9 +11,9 @@ from collections import deque
 from pathlib import Path
 
 from .items import LiveItem
+from .journal import Journal
 from .source import Source
 from .spec import zmq_endpoint
-from .journal import Journal
 
 
 def _zmq():
