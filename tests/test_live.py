@@ -180,7 +180,7 @@ def test_zmq_push_pull_counts_every_message_and_spools_the_backlog(live_plugin, 
     assert live["stop"] == "end of run" and live["processed"] == 61
     digests = [i["sha256"] for i in _items(out)]
     assert digests[:60] == [hashlib.sha256(m).hexdigest() for m in messages]
-    assert not (out / "live" / "spool" / "frames.spool").exists()
+    assert not (out / "live" / "spool").exists()  # all finished: the journal is gone
 
 
 def test_zmq_drops_are_counted_when_the_spool_is_full(live_plugin, tmp_path):
@@ -254,3 +254,30 @@ def test_final_outputs_may_report_progress_after_a_cancel(live_plugin, tmp_path,
                                                                             "settle": 0},
                         cancel_check=lambda: bool(seen.append(1)) or len(seen) > 3)
     assert result.status == "cancelled" and result.summary["progress_ok"] and result.summary["items"] <= 1
+
+
+def test_journal_replays_after_the_checkpoint_cuts_a_torn_entry_and_trims_segments(tmp_path):
+    from hisci.live.journal import Journal
+
+    folder = tmp_path / "spool"
+    journal = Journal(folder, "hits", limit=1 << 20, segment_bytes=1)  # 64 kB segments (the floor)
+    messages = [os.urandom(40_000) for _ in range(6)]
+    refs = [journal.append(m, seq, 100.0 + seq) for seq, m in enumerate(messages, 1)]
+    assert [Journal.read(r) for r in refs] == messages
+    assert len(list(folder.glob("hits.*.journal"))) == 3  # two 40 kB messages per segment
+    journal.trim(3)  # segment 1 (#1, #2) is all finished; segment 2 still holds #4
+    assert len(list(folder.glob("hits.*.journal"))) == 2 and journal.bytes == 4 * (40_000 + 24)
+    # a crash: the last entry is half written, the process never closes the journal
+    last = sorted(folder.glob("hits.*.journal"))[-1]
+    with open(last, "r+b") as fh:
+        fh.truncate(last.stat().st_size - 1000)
+    again = Journal(folder, "hits", limit=1 << 20, segment_bytes=1)
+    entries = again.recover(after=3)
+    assert [(seq, arrived) for seq, _, arrived in entries] == [(4, 104.0), (5, 105.0)]
+    assert [Journal.read(ref) for _, ref, _ in entries] == messages[3:5]
+    assert again.append(messages[5], 6, 106.0) is not None  # the retry's next message follows
+    assert again.bytes == 4 * (40_000 + 24)  # #3, #4 (segment 2), #5 and the new #6 (segment 3)
+    too_big = Journal(tmp_path / "small", "x", limit=50_000)
+    assert too_big.append(messages[0], 1, 0.0) is not None and too_big.append(messages[1], 2, 0.0) is None
+    again.close(committed=6)
+    assert not folder.exists()

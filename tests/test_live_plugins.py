@@ -172,3 +172,94 @@ def test_muser_frame_files_become_images_per_batch_as_they_arrive(registry, tmp_
         np.testing.assert_array_equal(np.load(out / f"batch_{b}" / "dirty.npy"),
                                       np.load(tmp_path / "offline" / f"batch_{b}" / "dirty.npy"))
     assert live.record["live"]["processed"] == 6 and live.summary["seconds_per_batch_warm"] < 5
+
+
+def _journaled(folder: Path) -> list[int]:
+    """Sequence numbers in a live run's ZeroMQ journal (read-only: the run is still writing it)."""
+    import struct
+
+    head, seqs = struct.Struct("<QQd"), []
+    for path in sorted(folder.glob("hits.*.journal")) if folder.exists() else []:
+        data, offset = path.read_bytes(), 0
+        while offset + head.size <= len(data):
+            seq, length, _ = head.unpack_from(data, offset)
+            if offset + head.size + length > len(data):
+                break
+            seqs.append(seq)
+            offset += head.size + length
+    return seqs
+
+
+def test_nhit_live_run_killed_mid_stream_resumes_from_the_journal_byte_for_byte(registry, tmp_path):
+    """hicli run killed with SIGKILL after receiving part of the stream; the rerun replays the
+    journal after the checkpoint, then reads the rest from the socket: every fragment once, and
+    the event file equals the offline run's."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from hisci.builtin_plugins.nhit import wire
+
+    stream = BUILTIN / "nhit_trigger" / "example" / "stream.hits"
+    offline = run_plugin(registry.get("nhit_trigger"), {"extra": {"threshold": 10}}, inputs={"hits": str(stream)},
+                         output_dir=tmp_path / "offline")
+    assert offline.ok, offline.error
+    messages = wire.messages(stream)
+    assert len(messages) == 7  # start, 5 fragments, end
+    port, out = _free_port(), tmp_path / "live"
+    cmd = [sys.executable, "-m", "hicli.main", "run", "nhit_trigger", "--live", "--zmq",
+           f"hits=bind:tcp://127.0.0.1:{port}", "--idle", "60", "--set", "extra.threshold=10", "-o", str(out),
+           "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ctx = zmq.Context.instance()
+    push = ctx.socket(zmq.PUSH)
+    push.connect(f"tcp://127.0.0.1:{port}")
+    for message in messages[:4]:  # the start and fragments 0..2
+        push.send(message)
+    checkpoint_file, deadline = out / "live" / "checkpoint.json", time.monotonic() + 60
+
+    def checkpoint() -> int:
+        try:
+            return json.loads(checkpoint_file.read_text())["sources"]["hits"]
+        except (FileNotFoundError, KeyError):
+            return 0
+
+    # kill once all four are in the journal and fragments 0, 1 (#2, #3) are decided and checkpointed
+    while _journaled(out / "live" / "spool") != [1, 2, 3, 4] or checkpoint() < 3:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    push.close(0)
+    done = checkpoint()
+    assert done == 3  # fragment 2 (#4) is decided only by its successor: never checkpointed
+    state = json.loads(checkpoint_file.read_text())["states"]["hits"]
+    part = out / "live" / "events.dat.part"
+    assert part.stat().st_size >= state["file_bytes"] > 256 and state["events"] > 0 and not (out / "events.dat").exists()
+    with open(part, "ab") as fh:  # events written after the checkpoint (a kill before its commit)
+        fh.write(b"\xee" * 1000)
+
+    rerun = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    push = ctx.socket(zmq.PUSH)  # the DAQ sends the rest of the run
+    push.connect(f"tcp://127.0.0.1:{port}")
+    for message in messages[4:]:
+        push.send(message)
+    stdout, stderr = rerun.communicate(timeout=120)
+    push.close(0)
+    assert rerun.returncode == 0, stderr[-3000:]
+    summary = json.loads(stdout[stdout.index("{"):])
+    assert (out / "events.dat").read_bytes() == (tmp_path / "offline" / "events.dat").read_bytes()
+    assert summary["complete"] and summary["missing_fragments"] == []
+    assert summary["fragments_received"] == summary["fragments_sent"] == 5
+    assert summary["hits_received"] == summary["hits_sent"] == offline.summary["hits_read"]
+    assert summary["bytes_received"] == sum(len(m) for m in messages)
+    assert summary["events"] == offline.summary["events"] > state["events"] > 0
+    live = summary["live"]
+    counts = live["sources"]["hits"]
+    assert live["resumed_after"] == {"hits": done}
+    assert counts["replayed"] == 4 - done and counts["received"] == 3 and counts["dropped"] == 0
+    assert live["processed"] == 7 - done and live["stop"] == "end of run"
+    assert not (out / "live" / "spool").exists() and not (out / "live" / "events.dat.part").exists()

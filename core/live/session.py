@@ -28,6 +28,8 @@ class LiveSession:
     ``<output>/live/checkpoint.json`` when the plugin asks for the next item, so a retried
     run (same output folder) skips what was finished. It stops on cancel, ``stop()``
     (Ctrl-C), ``until`` items, ``idle`` seconds without an item, or when every source ended.
+    A plugin whose output lags its input (it holds an item until the next one arrives) calls
+    ``commit`` itself instead, with the state it needs to resume (``resume_state`` on retry).
 
     Parameters
     ----------
@@ -54,8 +56,9 @@ class LiveSession:
         self._progress = progress
         self._stop = stop_event or threading.Event()
         self.stop_reason: str | None = None
-        self.checkpoint: dict[str, int] = self._read_checkpoint()
+        self.checkpoint, self.states = self._read_checkpoint()
         self.resumed = dict(self.checkpoint)
+        self._manual: set[str] = set()
         self.events = EventLog(self.output_dir, sink)
         self.processed: dict[str, int] = {}
         self.skipped: dict[str, int] = {}
@@ -74,13 +77,14 @@ class LiveSession:
             self.log.info("live: resuming after %s", ", ".join(f"{k} #{v}" for k, v in self.resumed.items()))
 
     # -- setup ---------------------------------------------------------------------------------
-    def _read_checkpoint(self) -> dict[str, int]:
+    def _read_checkpoint(self) -> tuple[dict[str, int], dict[str, Any]]:
         import json
 
         path = self.output_dir / CHECKPOINT
         if not path.exists():
-            return {}
-        return {k: int(v) for k, v in json.loads(path.read_text("utf-8")).get("sources", {}).items()}
+            return {}, {}
+        document = json.loads(path.read_text("utf-8"))
+        return ({k: int(v) for k, v in document.get("sources", {}).items()}, dict(document.get("states", {})))
 
     def _open_sources(self) -> None:
         from .folder import FolderSource
@@ -94,9 +98,9 @@ class LiveSession:
             from .zmq_source import ZmqSource
 
             self.sources[name] = ZmqSource(
-                name, address, self.state_dir / "spool" / f"{name}.spool",
+                name, address, self.state_dir / "spool",
                 memory_bytes=int(spec.memory_mb * 2**20), spool_bytes=int(spec.spool_mb * 2**20),
-                end=spec.zmq_end.encode(), next_seq=self.checkpoint.get(name, 0) + 1, logger=self.log)
+                end=spec.zmq_end.encode(), checkpoint=self.checkpoint.get(name, 0), logger=self.log)
         for name, bspec in spec.bluesky.items():
             from .bluesky_source import BlueskySource
 
@@ -131,6 +135,27 @@ class LiveSession:
             self.current, self._last_item = item, time.monotonic()
             yield item
             self._finish(item)
+
+    def resume_state(self, name: str) -> Any:
+        """The state a plugin committed with source ``name``'s checkpoint in a previous run
+        (None on a fresh run)."""
+        return self.states.get(name)
+
+    def commit(self, name: str, seq: int, state: Any = None) -> None:
+        """Checkpoint source ``name`` at ``seq`` with the plugin's resume ``state`` (JSON).
+
+        From the first call on, the session no longer checkpoints that source by itself: a
+        retry replays every item after ``seq`` and the plugin reads ``resume_state(name)``.
+        Call it only once the outputs up to ``seq`` are written (flushed)."""
+        self._manual.add(name)
+        self.checkpoint[name] = int(seq)
+        self.states[name] = state
+        self._write_checkpoint()
+        self.sources[name].commit(int(seq))
+
+    def _write_checkpoint(self) -> None:
+        write_json(self.output_dir / CHECKPOINT, {"sources": self.checkpoint, "states": self.states,
+                                                  "time": time.time()})
 
     def publish(self, name: str, data: Any) -> None:
         """Publish one result (small JSON data or arrays) for the live page."""
@@ -168,9 +193,12 @@ class LiveSession:
     def _finish(self, item: LiveItem) -> None:
         self._latency.append(time.time() - item.arrived)
         self.processed[item.source] = self.processed.get(item.source, 0) + 1
-        self.checkpoint[item.source] = item.seq
-        write_json(self.output_dir / CHECKPOINT, {"sources": self.checkpoint, "time": time.time()})
         self.current = None
+        if item.source in self._manual:
+            return
+        self.checkpoint[item.source] = item.seq
+        self._write_checkpoint()
+        self.sources[item.source].commit(item.seq)
 
     def lag(self) -> dict[str, Any]:
         """Items waiting and seconds behind, per source and in total."""

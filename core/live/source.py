@@ -88,6 +88,9 @@ class Source:
         with self._cond:
             return self._ready.popleft() if self._ready else None
 
+    def commit(self, seq: int) -> None:
+        """Every item up to ``seq`` is finished (checkpointed); a source may free what it kept."""
+
     @property
     def ended(self) -> bool:
         """The producer stopped (end-of-run, or closed) and nothing is left to take."""

@@ -1,6 +1,8 @@
 """ZeroMQ source: messages from a PULL (no loss: PUSH blocks at the high-water mark) or SUB
-socket, buffered in memory up to a budget, then spooled to disk up to a limit, then dropped
-(counted, never silent)."""
+socket. Every message is appended to an on-disk journal (bounded; over the limit a message
+is dropped, counted, never silent) before it is handed on, and kept in memory up to a budget
+(beyond it, read back from the journal). A retry replays the journal's entries after the
+checkpoint before it reads the socket."""
 
 from __future__ import annotations
 
@@ -9,9 +11,9 @@ from collections import deque
 from pathlib import Path
 
 from .items import LiveItem
+from .journal import Journal
 from .source import Source
 from .spec import zmq_endpoint
-from .spool import Spool
 
 
 def _zmq():
@@ -32,15 +34,34 @@ class ZmqSource(Source):
     Parameters
     ----------
     address : ``[pull+|sub+][bind:]tcp://HOST:PORT``.
-    spool_path : the spool file (in the job folder).
-    memory_bytes, spool_bytes : the in-memory and on-disk backlog budgets.
+    journal_dir : the journal's folder (in the job folder).
+    memory_bytes, spool_bytes : the in-memory backlog and the on-disk journal budgets.
+    checkpoint : the last finished sequence number of a previous run; the journal's later
+        entries are replayed first (counted as ``replayed``).
     """
 
-    def __init__(self, name: str, address: str, spool_path: Path, *, memory_bytes: int = 256 << 20,
-                 spool_bytes: int = 4 << 30, end: bytes = b"", next_seq: int = 1, logger=None) -> None:
-        super().__init__(name, next_seq, logger)
+    def __init__(self, name: str, address: str, journal_dir: Path, *, memory_bytes: int = 256 << 20,
+                 spool_bytes: int = 4 << 30, end: bytes = b"", checkpoint: int = 0, logger=None) -> None:
+        super().__init__(name, checkpoint + 1, logger)
         zmq = _zmq()
         self.kind, bind, self.url = zmq_endpoint(address)
+        self.memory_bytes, self.end = int(memory_bytes), end
+        self._memory = 0
+        # (seq, frame or None, journal reference or None, arrival)
+        self._frames: deque[tuple[int, object, object, float]] = deque()
+        self._journal = Journal(journal_dir, name, spool_bytes)
+        self._committed = checkpoint
+        self._ended_by_replay = False
+        for seq, ref, arrived in self._journal.recover(checkpoint):
+            self._frames.append((seq, None, ref, arrived))
+            self.next_seq = max(self.next_seq, seq + 1)
+            if self.end and self._journal.read(ref)[:len(self.end)] == self.end:
+                self._ended_by_replay = True
+        self.counters.add(replayed=len(self._frames))
+        if self._frames:
+            self.log.info("live.zmq.%s: replaying %d received messages (#%d..#%d) from the journal", name,
+                          len(self._frames), self._frames[0][0], self._frames[-1][0])
+        self.peak_waiting = len(self._frames)
         self._ctx = zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.PULL if self.kind == "pull" else zmq.SUB)
         self._sock.setsockopt(zmq.RCVHWM, 1000)
@@ -50,13 +71,10 @@ class ZmqSource(Source):
         (self._sock.bind if bind else self._sock.connect)(self.url)
         self._poller = zmq.Poller()
         self._poller.register(self._sock, zmq.POLLIN)
-        self.memory_bytes, self.end = int(memory_bytes), end
-        self._memory = 0
-        self._frames: deque[tuple[int, object, float]] = deque()
-        self._spool = Spool(spool_path, spool_bytes)
-        self.peak_waiting = 0
 
     def _produce(self) -> bool | None:
+        if self._ended_by_replay:  # the end-of-run already arrived before the crash
+            return False
         if not self._poller.poll(100):
             return None
         zmq = _zmq()
@@ -67,65 +85,67 @@ class ZmqSource(Source):
                 return None
             now = time.time()
             data = frame.buffer
-            size = len(data)
             seq = self._new_seq()
-            last = bool(self.end) and bytes(data[:len(self.end)]) == self.end
-            self.counters.add(received=1, bytes=size)
-            self._store(seq, frame, data, size, now)
+            last = bool(self.end) and data[:len(self.end)] == self.end
+            self.counters.add(received=1, bytes=len(data))
+            self._store(seq, frame, data, now)
             if last:
                 return False
 
-    def _store(self, seq: int, frame, data, size: int, now: float) -> None:
+    def _store(self, seq: int, frame, data, now: float) -> None:
+        size = len(data)
+        ref = self._journal.append(data, seq, now)  # on disk before anyone processes it
         with self._cond:
-            if not len(self._spool) and self._memory + size <= self.memory_bytes:
-                self._frames.append((seq, frame, now))
-                self._memory += size
-                self.peak_waiting = max(self.peak_waiting, len(self._frames))
-                self._cond.notify_all()
-                return
-        # over the memory budget (or already spooling, to keep the order): to disk, outside the lock
-        stored = self._spool.put(data, seq, now)
-        with self._cond:
-            if stored:
-                self.counters.add(spooled=1)
-            else:
+            if ref is None:
                 self.counters.add(dropped=1, dropped_bytes=size)
                 dropped = self.counters.values["dropped"]
                 if dropped in (1, 10, 100, 1000) or dropped % 10000 == 0:
-                    self.log.warning("live.zmq.%s: backlog over memory %d MB + spool %d MB: dropped %d messages",
-                                     self.name, self.memory_bytes >> 20, self._spool.limit >> 20, dropped)
-            self.peak_waiting = max(self.peak_waiting, len(self._frames) + len(self._spool))
+                    self.log.warning("live.zmq.%s: backlog over the journal's %d MB: dropped %d messages",
+                                     self.name, self._journal.limit >> 20, dropped)
+                return
+            if self._memory + size <= self.memory_bytes:
+                self._memory += size
+            else:  # over the memory budget: read back from the journal when its turn comes
+                frame = None
+                self.counters.add(spooled=1)
+            self._frames.append((seq, frame, ref, now))
+            self.peak_waiting = max(self.peak_waiting, len(self._frames))
             self._cond.notify_all()
 
     def _has_ready(self) -> bool:
-        return bool(self._frames) or len(self._spool) > 0
+        return bool(self._frames)
 
     def _take(self) -> LiveItem | None:
         with self._cond:
-            if self._frames:
-                seq, frame, arrived = self._frames.popleft()
+            if not self._frames:
+                return None
+            seq, frame, ref, arrived = self._frames.popleft()
+            if frame is not None:
                 data = frame.buffer
                 self._memory -= len(data)
-            elif not len(self._spool):
-                return None
-            else:
-                frame = None
-        if frame is None:  # the spool's disk read runs outside the lock
-            data, seq, arrived = self._spool.get()
-        last = bool(self.end) and bytes(data[:len(self.end)]) == self.end
+        if frame is None:  # the journal's disk read runs outside the lock
+            data = self._journal.read(ref)
+        last = bool(self.end) and data[:len(self.end)] == self.end
         return LiveItem(seq, self.name, data=data, arrived=arrived, last=last, meta={"size": len(data)})
+
+    def commit(self, seq: int) -> None:
+        """Every message up to ``seq`` is finished: its journal segments may go."""
+        self._committed = max(self._committed, seq)
+        self._journal.trim(self._committed)
+
+    @property
+    def journal_bytes(self) -> int:
+        return self._journal.bytes
 
     def waiting(self) -> int:
         with self._cond:
-            return len(self._frames) + len(self._spool)
+            return len(self._frames)
 
     def oldest(self) -> float | None:
         with self._cond:
-            if self._frames:
-                return self._frames[0][2]
-            return self._spool.oldest()
+            return self._frames[0][3] if self._frames else None
 
     def close(self) -> None:
         super().close()
         self._sock.close(0)
-        self._spool.close()
+        self._journal.close(self._committed)

@@ -144,7 +144,7 @@ def run_chunk(ctx: Any, chunk: dict[str, Any]) -> dict[str, Any]:
 
 def merge(ctx: Any, parts: list[ChunkPart]) -> dict[str, Any]:
     """Batch folders into the job folder, calibration files, figures and the summary."""
-    from .plugin import _figures
+    from .plugin import _figures, run_summary
 
     extra = ctx.params["extra"]
     parts = sorted(parts, key=lambda p: p.result["batches"][0])
@@ -168,13 +168,4 @@ def merge(ctx: Any, parts: list[ChunkPart]) -> dict[str, Any]:
             last_image = (by_index[p.result["last"]], np.load(folder / "last_stokes_i.npy"))
     ctx.progress(0.96, "figures")
     _figures(ctx, dyn, last_image, calib, extra["figure_channel"])
-    return {
-        "batches": [{"batch": r["batch"], "state": r["state"], "time_utc": r["time_utc"],
-                     "timings_s": r.get("timings_s"), "latency_s": r.get("latency_s")}
-                    for r in results],
-        "n_images": int(sum(len(r["polarizations"]) * len(r["channels"]) - len(
-            r.get("missing_images", [])) for r in results if r["state"] in ("imaged", "partial"))),
-        "image_size": setup.config.npix(),
-        "dropped_frames": setup.dropped,
-        "calibration": {"missing_codes": calib.missing_codes},
-    }
+    return run_summary(results, setup.config.npix(), setup.dropped, calib)

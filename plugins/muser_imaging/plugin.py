@@ -11,6 +11,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -161,13 +162,18 @@ def _run(ctx: RunContext, scratch: Path) -> dict:
     ctx.progress(0.96, "figures")
     _figures(ctx, dyn, last_image, calib, extra["figure_channel"])
     ctx.progress(1.0, "done")
+    return run_summary(results, config.npix(), dropped, calib)
+
+
+def run_summary(results: list[dict], image_size: int, dropped: Any, calib: Any) -> dict:
+    """The job's summary (result.json) from the batches' own summaries."""
     return {
         "batches": [{"batch": r["batch"], "state": r["state"], "time_utc": r["time_utc"],
                      "timings_s": r.get("timings_s"), "latency_s": r.get("latency_s")}
                     for r in results],
         "n_images": int(sum(len(r["polarizations"]) * len(r["channels"]) - len(
             r.get("missing_images", [])) for r in results if r["state"] in ("imaged", "partial"))),
-        "image_size": config.npix(),
+        "image_size": image_size,
         "dropped_frames": dropped,
         "calibration": {"missing_codes": calib.missing_codes},
     }

@@ -123,16 +123,33 @@ class EventFileWriter:
         File start/end record time, ns (the stream's start and stop).
     type_tag : int
         1 (ED-triggered) or 2 (ED+MD-triggered).
+    part : path-like, optional
+        The temporary file (default: a hidden name with the process id next to ``path``).
+    resume : (bytes, events), optional
+        Continue the partial file ``part`` of a crashed run: cut it to ``bytes`` (a size
+        recorded after a :meth:`flush`) holding ``events`` events, and append from there.
     """
 
-    def __init__(self, path, *, run_number: int, start_ns: int, end_ns: int, type_tag: int):
+    def __init__(self, path, *, run_number: int, start_ns: int, end_ns: int, type_tag: int,
+                 part=None, resume: tuple[int, int] | None = None):
         self.path = Path(path)
-        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
+        self._tmp = Path(part) if part else self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
+        self.type_tag = type_tag
+        if resume is not None:
+            size, self.events = int(resume[0]), int(resume[1])
+            if not self._tmp.exists() or self._tmp.stat().st_size < size:
+                raise ValueError(f"cannot resume {self._tmp}: it is missing or shorter than the "
+                                 f"{size} bytes the checkpoint recorded")
+            self._fh = open(self._tmp, "r+b")  # noqa: SIM115 - closed by close()/abort()
+            self._fh.truncate(size)
+            self._fh.seek(size)
+            self.bytes = size
+            return
         header = encode_file_header(run_number=run_number, start_ns=start_ns, end_ns=end_ns,
                                     name=self.path.name)
-        self.type_tag = type_tag
         self.events = 0
         self.bytes = len(header)
+        self._tmp.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self._tmp, "wb")  # noqa: SIM115 - closed by close()/abort()
         self._fh.write(header)
 
@@ -143,11 +160,20 @@ class EventFileWriter:
         self.events += len(block)
         self.bytes += len(data)
 
+    def flush(self) -> None:
+        """Hand what was written to the operating system (it survives a crash of this process)."""
+        self._fh.flush()
+
     def close(self) -> Path:
         """Flush and rename the file into place."""
         self._fh.close()
         os.replace(self._tmp, self.path)
         return self.path
+
+    def suspend(self) -> None:
+        """Close the partial file and keep it (a live run resumes it on retry)."""
+        if not self._fh.closed:
+            self._fh.close()
 
     def abort(self) -> None:
         """Drop the partial file."""
