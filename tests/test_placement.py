@@ -16,6 +16,7 @@ from redis import Redis
 
 from hisci import Registry, Settings
 from hisci.jobs import EmbeddedRedis, JobService, User, placement
+from hisci.jobs.queueing import queue
 from hisci.jobs.reaper import Reaper
 from hisci.jobs.routing import capacities, live_workers
 
@@ -120,15 +121,16 @@ def test_reserve_says_what_the_job_waits_for(hosts) -> None:
     assert placement.held_gb(redis, "h") == {"job-5": 1}
 
 
-def test_chunk_no_live_host_fits_is_held_until_one_does(hosts, tmp_path: Path) -> None:
+def test_chunk_no_live_host_fits_is_held_until_one_does(hosts) -> None:
     # 12 GB a chunk: no live host (3 and 8 GB) fits it; the chunks go on held with the reason
     # instead of passing between workers, and a burst worker on the queue leaves at once
     service, redis = hosts["service"], hosts["redis"]
     user = User("alice")
     parent = service.submit(user, "chunk_sum", {"extra": {"n": 12000, "seconds": 0.1}}, chunks=2)
     ids = [c["id"] for c in service.get(user, parent["id"])["children"] if c["kind"] == "chunk"]
-    held = wait_for(lambda: all((r := service.book.get(i)).state.value == "held" for i in ids)
+    held = wait_for(lambda: all(service.book.get(i).state.value == "held" for i in ids)
                     and [service.book.get(i) for i in ids], timeout=30)
+    assert queue(redis, "cpu").count == 0  # off the queue: no worker passes them around
     assert all("memory_gb 12" in r.data["message"] and "largest live worker: memory_gb 8" in r.data["message"]
                for r in held), [r.data["message"] for r in held]
     env = {**worker_env(service.settings), "HISCI_WORKER_HOST": "small", placement.HOST_MEMORY_ENV: "3"}
