@@ -9,13 +9,24 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+#: Digests this process has computed, keyed by the file's identity and stat (device, inode,
+#: size, mtime_ns, ctime_ns): a GB-sized input that several runs of one process read (a
+#: benchmark, a notebook) is hashed once; any change to the file changes the key.
+_DIGESTS: dict[tuple, str] = {}
+
 
 def sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file (hex); reused within a process while the file's stat is unchanged."""
+    st = os.stat(path)
+    key = (str(Path(path).resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key in _DIGESTS:
+        return _DIGESTS[key]
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
             digest.update(block)
-    return digest.hexdigest()
+    _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
 
 
 def write_json(path: Path, document: Any) -> None:
