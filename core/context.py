@@ -188,7 +188,7 @@ class RunContext:
         ``until``, ``idle``, end of run). An item counts as finished when the next is asked for."""
         if self.live is None:
             raise InputError("this run is not live, so it has no live items",
-                             hint="run it with --live and a source (--watch NAME=FOLDER or --zmq NAME=URL)")
+                             hint="start it as a live run with a source for this input (a watched folder or a ZeroMQ address)")
         return self.live.items(name)
 
     def publish(self, name: str, data: Any) -> None:

@@ -48,6 +48,8 @@ def _problem_hint(problem: Problem) -> str:
         return "an admin runs: hicli user add NAME --worker (pass it with --token)"
     if problem.pointer == "/sweep":
         return "--sweep extra.center=1020:1030:0.5 or --sweep extra.alpha=0.2,0.5,0.8"
+    if parts[1:2] == ["live"]:
+        return "--live --watch NAME=FOLDER, --zmq NAME=tcp://HOST:PORT or --bluesky NAME=tcp://HOST:PORT"
     if problem.pointer == "/redis_url":
         return "hicli serve prints the HISCI_REDIS_URL of its Redis"
     if problem.pointer == "/data" and isinstance(problem.allowed, list) and problem.allowed:

@@ -164,7 +164,7 @@ class JobService:
         watched folders must lie under a data root (``HISCI_DATA_ROOTS``)."""
         if not user.admin:
             raise InputError("live jobs are for admins: their sources are read on the worker", pointer="/live",
-                             hint="ask an admin to submit it, or run it locally with hicli run --live")
+                             hint="ask an admin to submit it, or run it live on your own machine")
         roots = tuple(r.resolve() for r in self.settings.data_roots)
         for name, folder in live.watch.items():
             path = Path(folder).expanduser().resolve()

@@ -173,8 +173,8 @@ class LiveSession:
             return next(iter(self.sources.values()))
         if name not in self.sources:
             raise InputError(f"no live source {name!r} in this run (sources: {', '.join(self.sources) or 'none'})",
-                             pointer=f"/live/{name}", hint=f"start it with --watch {name}=FOLDER or "
-                             f"--zmq {name}=tcp://HOST:PORT")
+                             pointer=f"/live/{name}", hint=f"give input {name!r} a live source: a watched folder or a "
+                             "ZeroMQ address tcp://HOST:PORT")
         return self.sources[name]
 
     def _stop_reason(self, source: Source, done: int) -> str | None:

@@ -160,7 +160,7 @@ def parse_live(raw: dict[str, Any] | LiveSpec, inputs: tuple[str, ...] = ()) -> 
         spec.completion = raw["completion"]
     if not spec.names:
         raise _error("a live run needs a source", "", raw,
-                     "--watch NAME=FOLDER, --zmq NAME=tcp://HOST:PORT or --bluesky NAME=tcp://HOST:PORT")
+                     "live.watch {NAME: FOLDER}, live.zmq {NAME: tcp://HOST:PORT} or live.bluesky {NAME: tcp://HOST:PORT}")
     for name in spec.names:
         if inputs and name not in inputs:
             raise _error(f"live source {name!r} is not an input of this plugin; inputs: {', '.join(inputs)}",
@@ -175,7 +175,7 @@ def live_spec_for(plugin: Any, raw: dict[str, Any] | LiveSpec | None) -> LiveSpe
         return None
     if not (plugin.runtime and plugin.runtime.live):
         raise InputError(f"plugin '{plugin.id}' has no live mode (runtime.live is not set)", pointer="/live",
-                         hint="run it without --live on finished files")
+                         hint="run it as a normal job on finished files")
     return parse_live(raw, tuple(plugin.ui.data))
 
 
