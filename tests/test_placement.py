@@ -45,6 +45,8 @@ def hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     meta_path.write_text(json.dumps(meta))
     with open(plugins / "chunk_sum/plugin.py", "a") as fh:
         fh.write(ESTIMATOR)
+    for module in [m for m in sys.modules if m.startswith("hisci_plugin_chunk_sum")]:
+        monkeypatch.delitem(sys.modules, module)  # an earlier test imported the copy without `memory`
     server = EmbeddedRedis(tmp_path / "redis").start()
     settings = Settings(data_dir=tmp_path / "data", redis_url=server.url, plugin_path=(plugins,),
                         entry_points=False, heartbeat_ttl=2.0, reaper_interval=0.3)
