@@ -98,7 +98,7 @@ def events(job_id: str, after: str = Query("0-0", pattern=r"^\d{1,19}-\d{1,19}$"
 
 
 @router.get("/{job_id}/live")
-def live_events(job_id: str, after: int = Query(0, ge=0), limit: int = Query(1000, ge=1, le=5000),
+def live_events(job_id: str, after: int = Query(0, ge=0, le=2**62), limit: int = Query(1000, ge=1, le=5000),
                 service: JobService = Depends(get_service), user: User = Depends(current_user)) -> dict[str, Any]:
     """A live job's results (``type: live``) and lag reports (``type: lag``) after event ``after``."""
     return service.live_events(user, job_id, after, limit)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 
 from .items import Counters, LiveItem
 
 
-class Source:
+class Source(ABC):
     """A live source: ``start`` a producer thread, ``get`` ready items in order, ``close``.
 
     Subclasses implement ``_produce`` (one round of work; returns False when the source has
@@ -53,8 +54,9 @@ class Source:
                 self._ended = True
                 self._cond.notify_all()
 
+    @abstractmethod
     def _produce(self) -> bool | None:
-        raise NotImplementedError
+        """One round of reading from the source; False ends the source."""
 
     def _new_seq(self) -> int:
         seq, self.next_seq = self.next_seq, self.next_seq + 1
@@ -90,6 +92,7 @@ class Source:
 
     def commit(self, seq: int) -> None:
         """Every item up to ``seq`` is finished (checkpointed); a source may free what it kept."""
+        return None
 
     @property
     def ended(self) -> bool:

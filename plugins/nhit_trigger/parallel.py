@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from hisci.builtin_plugins.nhit import figures
 from hisci.builtin_plugins.nhit.config import load_config, open_stream, whole_number
 from hisci.builtin_plugins.nhit.eventfile import EventFileWriter
 from hisci.builtin_plugins.nhit.pipeline import EventStats, _process
@@ -54,7 +53,7 @@ def run_chunk(ctx: Any, chunk: dict[str, Any]) -> dict[str, Any]:
 
 def merge(ctx: Any, parts: list[ChunkPart]) -> dict[str, Any]:
     """One events.dat in fragment order (events numbered here), figures and the summary."""
-    from .plugin import _truth_summary
+    from .plugin import finish_summary
 
     config = load_config(ctx)
     with ctx.field("run_number") as text:
@@ -79,7 +78,6 @@ def merge(ctx: Any, parts: list[ChunkPart]) -> dict[str, Any]:
         raise
     wall = time.time() - float(info["t0"])
     seconds = (head.stop_ns - head.start_ns) * 1e-9
-    times, stop = st.array("time"), st.array("stop")
     n_hits, n_ed = st.array("n_hits"), st.array("n_ed")
     summary = {
         "hits_read": stream.n_hits, "bytes_read": stream.nbytes, "stream_seconds": seconds,
@@ -93,14 +91,4 @@ def merge(ctx: Any, parts: list[ChunkPart]) -> dict[str, Any]:
         "threshold": config.threshold, "window_ns": config.window_ns, "trigger": config.mode,
         "run_number": run_number, "output": OUTPUT_NAME, "hosts": sorted({p.host for p in parts}),
     }
-    ctx.progress(0.92, "figures")
-    ctx.save_figure(figures.trigger_rate(times, head.start_ns, head.stop_ns), "trigger_rate")
-    ctx.save_figure(figures.histogram(n_ed, "ED hits per event", "ED hits",
-                                      vline=config.threshold), "ed_multiplicity")
-    ctx.save_figure(figures.histogram(st.array("n_max"), "Largest window count per event",
-                                      "n_max", vline=config.threshold), "n_max")
-    ctx.save_figure(figures.histogram(stop - times, "Event duration", "range length (ns)"),
-                    "event_duration")
-    if ctx.has_input("truth"):
-        summary["truth"] = _truth_summary(ctx, config, times, stop)
-    return summary
+    return finish_summary(ctx, summary, config, head, st)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from hisci import InputError, RunContext
@@ -38,7 +40,6 @@ def run(ctx: RunContext) -> dict:
     head = stream.header
     seconds = (head.stop_ns - head.start_ns) * 1e-9
     st = result.stats
-    times, stop = st.array("time"), st.array("stop")
     n_hits, n_ed = st.array("n_hits"), st.array("n_ed")
     summary = {
         "hits_read": result.hits_read,
@@ -56,6 +57,12 @@ def run(ctx: RunContext) -> dict:
         "threshold": config.threshold, "window_ns": config.window_ns, "trigger": config.mode,
         "run_number": run_number, "output": OUTPUT_NAME,
     }
+    return finish_summary(ctx, summary, config, head, st)
+
+
+def finish_summary(ctx: RunContext, summary: dict, config: TriggerConfig, head: Any, st: Any) -> dict:
+    """The trigger's figures (and the truth comparison when given) for a finished event file."""
+    times, stop, n_ed = st.array("time"), st.array("stop"), st.array("n_ed")
     ctx.progress(0.92, "figures")
     ctx.save_figure(figures.trigger_rate(times, head.start_ns, head.stop_ns), "trigger_rate")
     ctx.save_figure(figures.histogram(n_ed, "ED hits per event", "ED hits",
