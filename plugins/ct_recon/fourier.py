@@ -8,9 +8,9 @@ Method
 ------
 Filtered back-projection evaluated exactly in Fourier space. Each projection is padded to
 ``P >= 1.5 n_det`` columns (the wrapped kernel tail is below 1e-4 of the signal in the field of
-view), Fourier transformed and multiplied by the filter. The padding is implicit: the FFT of
-length ``P`` pads with zeros and, for ``edge`` padding, the transforms of the two constant
-extensions are added analytically, so no padded copy of a block is made;
+view), Fourier transformed and multiplied by the filter. A block is transformed one pair of
+slices at a time in one reused padded buffer (a single real slice: the FFT pads with zeros and
+the transforms of the two ``edge`` extensions are added analytically);
 its trigonometric interpolant ``q(s) = (1/P) sum_m Q[m] exp(2 pi i m s / P)`` is then
 back-projected onto every pixel at once:
 
@@ -175,12 +175,14 @@ class FourierGeometry:
         pts = (spectra * self._grid_phase[None]).astype(self.complex_dtype, copy=False)
         return self.nu2u_raw(pts)
 
-    def nu2u_raw(self, points: np.ndarray) -> np.ndarray:
+    def nu2u_raw(self, points: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Type-1 NUFFT of point values that already carry :attr:`grid_phase`.
 
         Parameters
         ----------
         points : ndarray of shape (n_trans, n_angles, n_m), complex (``complex_dtype``)
+        out : ndarray of shape (n_trans, n_img, n_img), ``complex_dtype``, optional
+            Written and returned (a reused buffer); by default a new array.
 
         Returns
         -------
@@ -188,7 +190,8 @@ class FourierGeometry:
         """
         pts = np.ascontiguousarray(points, dtype=self.complex_dtype)
         pts = pts.reshape(pts.shape[0], -1)
-        out = np.empty((pts.shape[0], self.n_img, self.n_img), dtype=self.complex_dtype)
+        if out is None:
+            out = np.empty((pts.shape[0], self.n_img, self.n_img), dtype=self.complex_dtype)
         self.plan.nu2u(points=pts, forward=False, out=out)
         return out
 
@@ -263,6 +266,7 @@ def gridrec_reconstruct(
     eps: float = 1e-4,
     pixel_average: bool = True,
     nthreads: int | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Direct Fourier (gridrec-class) filtered back-projection of a block of sinograms.
 
@@ -294,6 +298,8 @@ def gridrec_reconstruct(
         pixel-averaged truth by 20-30 % at no cost.
     nthreads : int, optional
         Threads (default: all available).
+    out : ndarray of shape (n_slices, n_img, n_img), float32, optional
+        Where two or more slices are written (a reused buffer); by default a new array.
 
     Returns
     -------
@@ -328,32 +334,11 @@ def gridrec_reconstruct(
     P = padded_length(n_det, pad_factor)
     w = angle_weights(theta)
     resp = filter_response(P, filter_name, dtype=np.float64)
+    if pad_mode not in PAD_MODES:
+        raise ValueError(f"unknown pad mode {pad_mode!r}; allowed: {', '.join(PAD_MODES)}")
+    start, M = window_length(n_img, P, c)
     # one real slice: half spectrum; two or more: pack pairs as real + i imag
     half = n_slices == 1
-    if half:
-        data = sino.astype(work, copy=False)
-    else:
-        n_pairs = (n_slices + 1) // 2
-        data = np.zeros((n_pairs, n_ang, n_det), dtype=cwork)
-        data.real = sino[0::2]
-        data.imag[: n_slices // 2] = sino[1::2]
-    # Transform with implicit zero padding: the detector occupies columns [0, n_det) of the
-    # period P and the padding wraps round, so no padded copy of the block is ever made.
-    transform = scipy.fft.rfft if half else scipy.fft.fft
-    spec = transform(data, n=P, axis=-1, workers=nthreads)
-    if pad_mode == "edge":
-        if pad_mode not in PAD_MODES:
-            raise ValueError(f"unknown pad mode {pad_mode!r}; allowed: {', '.join(PAD_MODES)}")
-        n_right = (P - n_det) - (P - n_det) // 2
-        cols = np.arange(P)
-        right = transform(((cols >= n_det) & (cols < n_det + n_right)).astype(work))
-        left = transform((cols >= n_det + n_right).astype(work))
-        spec += data[..., -1:] * right.astype(spec.dtype)
-        spec += data[..., :1] * left.astype(spec.dtype)
-    elif pad_mode not in PAD_MODES:
-        raise ValueError(f"unknown pad mode {pad_mode!r}; allowed: {', '.join(PAD_MODES)}")
-    del data
-    start, M = window_length(n_img, P, c)
     if half:
         mult = np.full(M // 2 + 1, 2.0)
         mult[0] = 1.0
@@ -361,26 +346,73 @@ def gridrec_reconstruct(
     else:
         mult = np.ones(M)
         resp_m = resp
-    if M != P:  # crop the filtered projection to the window the image needs (periodically)
-        spec *= resp_m.astype(work)
-        inverse = scipy.fft.irfft if half else scipy.fft.ifft
-        q = inverse(spec, n=P, axis=-1, workers=nthreads) if half else inverse(spec, axis=-1, workers=nthreads)
-        q = np.take(q, np.arange(start, start + M) % P, axis=-1)
-        spec = transform(q, axis=-1, workers=nthreads)
-    else:
+    if M == P:
         mult = mult * resp_m  # the filter rides on the back-projection factor: one pass
     mult[M // 2] = 0.0  # Nyquist: ambiguous for real data, and it would mix packed slices
     geo = get_geometry(theta, M, n_img, half, eps, nthreads)
-    spec = spec.astype(cwork, copy=False)
-    spec *= geo.backprojection_factor(w, mult, c - start, pixel_average)[None]
-    out = geo.nu2u_raw(spec)
+    factor = geo.backprojection_factor(w, mult, c - start, pixel_average)
+    resp_w = None if M == P else resp_m.astype(work)
     if half:
+        spec = _filtered_spectra(sino.astype(work, copy=False), P, n_det, pad_mode, True, work, cwork,
+                                 start, M, resp_w, nthreads)
+        spec *= factor[None]
+        out = geo.nu2u_raw(spec)
         return out[0].real.astype(np.float32) if single else out.real.astype(np.float32)
-    result = np.empty((2 * out.shape[0], n_img, n_img), dtype=np.float32)
-    result[0::2] = out.real
-    result[1::2] = out.imag
-    result = result[:n_slices]
+    # Pairs of slices one at a time through buffers reused for the whole block: the padded
+    # spectra and the NUFFT output of a pair are 30-40 MB each, and a fresh array of that
+    # size is fresh memory the kernel zeroes on every call (more system time than the FFTs).
+    n_pairs = (n_slices + 1) // 2
+    padded = np.empty((1, n_ang, P), dtype=cwork)
+    image = np.empty((1, n_img, n_img), dtype=cwork)
+    result = np.empty((n_slices, n_img, n_img), dtype=np.float32) if out is None else out
+    for k in range(n_pairs):
+        padded.real[0, :, :n_det] = sino[2 * k]
+        padded.imag[0, :, :n_det] = sino[2 * k + 1] if 2 * k + 1 < n_slices else 0.0
+        spec = _filtered_spectra(padded, P, n_det, pad_mode, False, work, cwork, start, M, resp_w, nthreads)
+        spec *= factor[None]
+        geo.nu2u_raw(spec, out=image)
+        result[2 * k] = image[0].real
+        if 2 * k + 1 < n_slices:
+            result[2 * k + 1] = image[0].imag
     return result[0] if single else result
+
+
+def _filtered_spectra(data: np.ndarray, P: int, n_det: int, pad_mode: str, half: bool, work: Any, cwork: Any,
+                      start: int, M: int, resp: np.ndarray | None, nthreads: int) -> np.ndarray:
+    """Spectra of the detector rows padded to ``P`` (``edge``: the two constant extensions),
+    cropped to the window ``[start, start + M)`` when ``resp`` (the filter) is given.
+
+    ``data`` is either (n, n_ang, n_det) real (``half``) or (n, n_ang, P) complex with the
+    rows in its first ``n_det`` columns: then the padding is written into it and it is
+    transformed in place (``overwrite_x``), so a reused buffer stays the only copy.
+    """
+    if half:
+        spec = scipy.fft.rfft(data, n=P, axis=-1, workers=nthreads)
+        if pad_mode == "edge":
+            # the transforms of the two constant extensions, added analytically
+            n_right = (P - n_det) - (P - n_det) // 2
+            cols = np.arange(P)
+            right = scipy.fft.rfft(((cols >= n_det) & (cols < n_det + n_right)).astype(work))
+            left = scipy.fft.rfft((cols >= n_det + n_right).astype(work))
+            spec += data[..., -1:] * right.astype(spec.dtype)
+            spec += data[..., :1] * left.astype(spec.dtype)
+    else:
+        if pad_mode == "edge":
+            n_right = (P - n_det) - (P - n_det) // 2
+            data[..., n_det:n_det + n_right] = data[..., n_det - 1:n_det]
+            data[..., n_det + n_right:] = data[..., :1]
+        else:
+            data[..., n_det:] = 0
+        spec = scipy.fft.fft(data, axis=-1, workers=nthreads, overwrite_x=True)
+    if resp is None:
+        return spec.astype(cwork, copy=False)
+    # crop the filtered projection to the window the image needs (periodically)
+    spec *= resp
+    inverse = scipy.fft.irfft if half else scipy.fft.ifft
+    q = inverse(spec, n=P, axis=-1, workers=nthreads) if half else inverse(spec, axis=-1, workers=nthreads)
+    q = np.take(q, np.arange(start, start + M) % P, axis=-1)
+    transform = scipy.fft.rfft if half else scipy.fft.fft
+    return transform(q, axis=-1, workers=nthreads).astype(cwork, copy=False)
 
 
 class FourierProjector:

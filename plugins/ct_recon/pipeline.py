@@ -21,11 +21,12 @@ from .fbp import fbp_reconstruct
 from .filters import check_filter, circular_mask
 from .fourier import FourierProjector, gridrec_reconstruct
 from .iterative import cgls, sirt
-from .preprocess import interpolate_flats, minus_log, normalize, remove_stripes
+from .preprocess import interpolate_flats, line_integrals, minus_log, normalize, remove_stripes
 from .scanio import Scan, VolumeWriter, rows_per_block
 
 __all__ = [
     "ALGORITHMS",
+    "BlockBuffers",
     "ReconOptions",
     "ScanResult",
     "available_algorithms",
@@ -64,6 +65,7 @@ def reconstruct_block(
     xp: ModuleType = np,
     callback: Callable[[int], None] | None = None,
     threads: int | None = None,
+    out: np.ndarray | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Reconstruct a block of sinograms.
 
@@ -85,6 +87,9 @@ def reconstruct_block(
         numpy, or cupy on a GPU worker: then ``gridrec`` and ``fbp`` both run the CUDA
         filtered back-projection (ducc0's NUFFT is CPU-only).
 
+    out : ndarray of shape (n_slices, n_det, n_det), float32, optional
+        Where ``gridrec`` writes the images (a reused buffer); other methods ignore it.
+
     Returns
     -------
     images : ndarray of shape (n_slices, n_det, n_det), float32 (``xp`` array)
@@ -101,7 +106,8 @@ def reconstruct_block(
     sino = np.asarray(sinograms if xp is np else xp.asnumpy(sinograms), dtype=np.float32)
     if algorithm == "gridrec":
         info["backend"] = "ducc0-nufft"
-        return gridrec_reconstruct(sino, theta, center, filter_name, pad_mode=pad_mode, nthreads=threads), info
+        return gridrec_reconstruct(sino, theta, center, filter_name, pad_mode=pad_mode, nthreads=threads,
+                                   out=out if sino.ndim == 3 and sino.shape[0] > 1 else None), info
     if algorithm == "fbp":
         info["backend"] = "numba-fbp"
         if threads:
@@ -177,9 +183,34 @@ class ScanResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _sinograms(scan: Scan, r0: int, r1: int, opts: ReconOptions, xp: ModuleType) -> Any:
-    proj, flats, darks = scan.read_rows(r0, r1)
-    if opts.normalize:
+class BlockBuffers:
+    """Arrays reused by every block of a scan: one flat buffer per name, viewed in the
+    block's shape (contiguous), so a scan allocates its block-sized arrays once instead of
+    once per block (each new one is fresh memory the kernel must zero)."""
+
+    def __init__(self) -> None:
+        self._flat: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """A C-contiguous array of ``shape`` and ``dtype`` (its contents are left over)."""
+        dtype = np.dtype(dtype)
+        size = int(np.prod(shape)) * dtype.itemsize
+        flat = self._flat.get(name)
+        if flat is None or flat.size < size:
+            flat = self._flat[name] = np.empty(size, dtype=np.uint8)
+        return flat[:size].view(dtype).reshape(shape)
+
+
+def _sinograms(scan: Scan, r0: int, r1: int, opts: ReconOptions, xp: ModuleType,
+               buffers: BlockBuffers | None = None) -> Any:
+    raw = None
+    if buffers is not None and xp is np:
+        raw = buffers.get("raw", (scan.n_proj, r1 - r0, scan.n_cols), scan.data.dtype)
+    proj, flats, darks = scan.read_rows(r0, r1, out=raw)
+    if opts.normalize and flats is not None and xp is np and not opts.flat_interpolation:
+        out = None if buffers is None else buffers.get("sino", (r1 - r0, scan.n_proj, scan.n_cols), np.float32)
+        sino = line_integrals(proj, flats, darks, out=out)  # in small steps: no block-sized temporaries
+    elif opts.normalize:
         if flats is None:
             raise ValueError(f"{scan.path.name}: {scan.flat_path}: no flat fields to normalize with")
         if opts.flat_interpolation and flats.shape[0] >= 2:
@@ -189,9 +220,9 @@ def _sinograms(scan: Scan, r0: int, r1: int, opts: ReconOptions, xp: ModuleType)
         trans = normalize(xp.asarray(proj), xp.asarray(flats) if flats is not None else None,
                           None if darks is None else xp.asarray(darks), xp=xp)
         line = minus_log(trans, xp=xp)
+        sino = xp.ascontiguousarray(xp.transpose(line, (1, 0, 2)))  # (rows, angles, cols)
     else:
-        line = xp.asarray(proj, dtype=xp.float32)
-    sino = xp.ascontiguousarray(xp.transpose(line, (1, 0, 2)))  # (rows, angles, cols)
+        sino = xp.ascontiguousarray(xp.transpose(xp.asarray(proj, dtype=xp.float32), (1, 0, 2)))
     if opts.stripe_method != "none":
         host = sino if xp is np else xp.asnumpy(sino)
         kw = {"size": opts.stripe_size} if opts.stripe_method == "sorting" else {}
@@ -272,6 +303,7 @@ def reconstruct_scan(
     block = rows_per_block(scan, n_cols, opts.memory_budget_gb)
     writer = writer_factory(shape, center)
     mask = circular_mask(n_cols, xp=xp) if opts.circle_mask else None
+    buffers = BlockBuffers() if xp is np else None
     info: dict[str, Any] = {}
     t_recon = 0.0
     try:
@@ -279,16 +311,17 @@ def reconstruct_scan(
             b1 = min(r1, b0 + block)
             if progress is not None:
                 progress(0.05 + 0.9 * (b0 - r0) / (r1 - r0), f"rows {b0}:{b1} of {r0}:{r1}")
-            sino = _sinograms(scan, b0, b1, opts, xp)
+            sino = _sinograms(scan, b0, b1, opts, xp, buffers)
             t0 = time.perf_counter()
             rec, info = reconstruct_block(
                 sino, scan.theta, center, opts.algorithm, opts.filter_name,
                 n_iter=opts.n_iter, pad_mode=opts.pad_mode, xp=xp, threads=opts.threads,
+                out=None if buffers is None else buffers.get("slices", (b1 - b0, n_cols, n_cols), np.float32),
             )
             if rec.ndim == 2:
                 rec = rec[None]
-            if mask is not None:
-                rec = rec * xp.asarray(mask)
+            if mask is not None:  # in place: rec is this block's own new array
+                rec *= xp.asarray(mask, dtype=rec.dtype)
             t_recon += time.perf_counter() - t0
             writer.write(b0 - r0, np.asarray(rec if xp is np else xp.asnumpy(rec), dtype=np.float32))
     finally:

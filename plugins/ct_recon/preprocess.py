@@ -13,6 +13,7 @@ import numpy as np
 __all__ = [
     "STRIPE_METHODS",
     "interpolate_flats",
+    "line_integrals",
     "minus_log",
     "normalize",
     "remove_stripe_fw",
@@ -88,6 +89,65 @@ def normalize(
 def minus_log(transmission: Any, xp: ModuleType = np) -> Any:
     """``-log(T)``: line integrals of attenuation (per pixel) from transmission."""
     return -xp.log(transmission)
+
+
+def line_integrals(
+    projections: np.ndarray,
+    flats: np.ndarray,
+    darks: np.ndarray | None,
+    *,
+    floor: float = 1e-6,
+    step_bytes: int = 4 << 20,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """``-log`` of the flat/dark-corrected projections, as sinograms: the same numbers as
+    ``minus_log(normalize(projections, flats, darks))`` transposed to (rows, angles, cols),
+    computed a few projections at a time in one reused buffer of about ``step_bytes``.
+
+    The whole-array version makes four float32 temporaries the size of the block (1.6 GB
+    for 32 rows of 1500 x 2048), each one fresh memory the kernel must zero: on a 2-core VM
+    that cost more system time than the arithmetic. Here the only large array is the result.
+
+    Parameters
+    ----------
+    projections : ndarray of shape (n_proj, n_rows, n_cols)
+        Raw counts (numpy).
+    flats : ndarray of shape (n_flats, n_rows, n_cols)
+        Flat frames, averaged here (per-projection flats: use :func:`normalize`).
+    darks : ndarray of shape (n_darks, n_rows, n_cols) or None
+        Dark frames, averaged here; None means zero dark.
+    floor : float
+        As in :func:`normalize`.
+    out : ndarray of shape (n_rows, n_proj, n_cols), float32, optional
+        Written and returned (a reused buffer); by default a new array.
+
+    Returns
+    -------
+    ndarray of shape (n_rows, n_proj, n_cols), float32
+    """
+    proj = np.asarray(projections)
+    n_proj, n_rows, n_cols = proj.shape
+    flat = np.asarray(flats).astype(np.float32).mean(axis=0, keepdims=True)
+    if darks is None:
+        dark = np.zeros((1, n_rows, n_cols), dtype=np.float32)
+    else:
+        dark = np.asarray(darks).astype(np.float32).mean(axis=0, keepdims=True)
+    denom = np.maximum(flat - dark, floor)
+    if out is None:
+        out = np.empty((n_rows, n_proj, n_cols), dtype=np.float32)
+    step = max(1, min(n_proj, step_bytes // max(4 * n_rows * n_cols, 1)))
+    buf = np.empty((step, n_rows, n_cols), dtype=np.float32)
+    for a in range(0, n_proj, step):
+        b = min(n_proj, a + step)
+        t = buf[: b - a]
+        t[...] = proj[a:b]  # exact: counts are integers below 2**24
+        np.subtract(t, dark, out=t)
+        np.divide(t, denom, out=t)
+        np.maximum(t, floor, out=t)
+        np.log(t, out=t)
+        np.negative(t, out=t)
+        out[:, a:b, :] = t.transpose(1, 0, 2)
+    return out
 
 
 def remove_stripe_sorting(sinogram: np.ndarray, size: int = 21) -> np.ndarray:

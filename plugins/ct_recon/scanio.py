@@ -71,13 +71,19 @@ class Scan:
         """Bytes of one detector row over all projections (as stored)."""
         return self.n_proj * self.n_cols * self.data.dtype.itemsize
 
-    def _read(self, ds: Any, index: Any, r0: int, r1: int) -> np.ndarray:
+    def _read(self, ds: Any, index: Any, r0: int, r1: int, out: np.ndarray | None = None) -> np.ndarray:
         if isinstance(index, slice):
+            if out is not None and out.dtype == ds.dtype:
+                ds.read_direct(out, np.s_[index, r0:r1, :])
+                return out
             return ds[index, r0:r1, :]
         return ds[index, r0:r1, :]  # h5py fancy indexing on the first axis (sorted indices)
 
-    def read_rows(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """Projections, flats and darks for detector rows ``r0:r1``.
+    def read_rows(self, r0: int, r1: int, out: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Projections, flats and darks for detector rows ``r0:r1``; the projections go into
+        ``out`` (C-contiguous, shape (n_proj, r1 - r0, n_cols), the dataset's dtype) when it is
+        given and the projections are a slice of the dataset.
 
         Returns
         -------
@@ -85,7 +91,7 @@ class Scan:
         flats : ndarray of shape (n_flats, r1 - r0, n_cols) or None
         darks : ndarray of shape (n_darks, r1 - r0, n_cols) or None
         """
-        proj = self._read(self.data, self.proj_index, r0, r1)
+        proj = self._read(self.data, self.proj_index, r0, r1, out)
         flats = None if self.flats is None else self._read(self.flats, self.flat_index, r0, r1)
         darks = None if self.darks is None else self._read(self.darks, self.dark_index, r0, r1)
         return proj, flats, darks
@@ -328,12 +334,23 @@ def _open_nxtomo(path: Path, h5: Any, require_flats: bool) -> Scan:
     )
 
 
+#: A block's own arrays (raw rows, sinograms, slices) stay under this many bytes: the
+#: reconstruction works a pair of rows at a time, so bigger blocks save nothing, while every
+#: block-sized array is fresh memory that the kernel zeroes (and a 2-core VM with a lazily
+#: backed guest did so at 0.5 GB/s once a process passed ~1 GB: 32 rows of a 1500 x 2048 scan
+#: in one block spent more system time than arithmetic).
+BLOCK_BYTES = 256 << 20
+
+
 def rows_per_block(scan: Scan, n_img: int, memory_budget_gb: float, max_rows: int = 64) -> int:
     """Detector rows per block so that one block's working set fits the memory budget.
 
     The estimate counts the raw block, its float32 copy and -log, the padded complex spectra
-    (about ``4 n_angles n_cols`` complex64 per pair of rows), and the output slices.
+    (about ``4 n_angles n_cols`` complex64 per pair of rows), and the output slices. Blocks
+    are also capped at :data:`BLOCK_BYTES` of raw rows, sinograms and slices.
     """
+    own = scan.nbytes_per_row + 4 * scan.n_proj * scan.n_cols + 4 * n_img * n_img
+    max_rows = max(2, min(max_rows, BLOCK_BYTES // max(own, 1)))
     per_row = (
         scan.nbytes_per_row
         + 2 * 4 * scan.n_proj * scan.n_cols  # float32 normalized + sinogram

@@ -145,9 +145,9 @@ def test_scan_is_read_and_written_in_row_blocks(tmp_path, scan, monkeypatch):
     reads: list[tuple[int, int]] = []
     original = scanio.Scan.read_rows
 
-    def spy(self, r0, r1):
+    def spy(self, r0, r1, **kw):
         reads.append((r0, r1))
-        return original(self, r0, r1)
+        return original(self, r0, r1, **kw)
 
     monkeypatch.setattr(scanio.Scan, "read_rows", spy)
     budget_gb = 1.2 * 1024**2 / 1024**3  # ~1.2 MB: two rows per block at this size
@@ -237,7 +237,7 @@ def test_cancel_stops_within_one_block(tmp_path, scan, monkeypatch):
     path = _write(tmp_path, scan)
     reads: list[tuple[int, int]] = []
     original = scanio.Scan.read_rows
-    monkeypatch.setattr(scanio.Scan, "read_rows", lambda self, a, b: reads.append((a, b)) or original(self, a, b))
+    monkeypatch.setattr(scanio.Scan, "read_rows", lambda self, a, b, **kw: reads.append((a, b)) or original(self, a, b, **kw))
     seen: list[str] = []
 
     def progress(fraction, message):
