@@ -20,7 +20,7 @@ import numpy as np
 from hisci import InputError
 from hisci.parallel import ChunkPart, split_range
 
-from .figures import centre_figure, sinogram_figure, slices_figure
+from .figures import centre_figure, sinogram_figure, slices_figure, slices_figure_arrays
 from .pipeline import ReconOptions, _sinograms, find_centre, reconstruct_scan
 from .scanio import ScanError, VolumeWriter, open_scan
 
@@ -65,32 +65,44 @@ def plan(ctx: Any) -> list[dict[str, Any]]:
             raise InputError(str(exc), pointer="/extra/center", given=extra.get("center")) from None
         opts = _options(ctx, scan, (r0, r1), center)
         mid = (r0 + r1) // 2
-        mid_sino = np.asarray(_sinograms(scan, mid, mid + 1, opts, np)[0])
         center_vo = center_pc = None
-        if isinstance(center, str):
+        if isinstance(center, str):  # the centre comes first: every chunk needs it
+            mid_sino = np.asarray(_sinograms(scan, mid, mid + 1, opts, np)[0])
             center_vo, center_pc, search = find_centre(mid_sino, scan.theta)
             center = float(center_vo)
             ctx.save_figure(centre_figure(search, center_pc), "centre_search")
-        ctx.save_figure(sinogram_figure(mid_sino, np.rad2deg(scan.theta), center), "sinogram")
+            ctx.save_figure(sinogram_figure(mid_sino, np.rad2deg(scan.theta), center), "sinogram")
         info = {"rows": [r0, r1], "center": center, "center_vo": center_vo, "center_pc": center_pc,
                 "n_cols": scan.n_cols, "layout": scan.layout, "source": scan.path.name,
                 "pixel_size_um": scan.pixel_size_um}
     ctx.save_json(f"chunks/{PLAN_FILE}", info)
-    # Two rows share one complex transform: chunks start on even offsets, as blocks do.
-    return [{"rows": [a, b], "center": center} for a, b in split_range(r0, r1, ctx, align=2)]
+    # Two rows share one complex transform: chunks start on even offsets, as blocks do. With
+    # a given centre the chunk that holds the middle row draws its sinogram (it reads that row
+    # anyway), in parallel with the others rather than before them all.
+    return [{"rows": [a, b], "center": center, "middle_row": mid,
+             **({"sinogram": True} if center_vo is None and a <= mid < b else {})}
+            for a, b in split_range(r0, r1, ctx, align=2)]
 
 
 def run_chunk(ctx: Any, chunk: dict[str, Any]) -> dict[str, Any]:
     """Reconstruct rows ``chunk["rows"]`` into this chunk's ``part.h5``."""
     a, b = (int(v) for v in chunk["rows"])
+    figures = []
     with _open(ctx) as scan:
         opts = _options(ctx, scan, (a, b), float(chunk["center"]))
+        opts.middle_row = chunk.get("middle_row")
 
         def writer(shape: tuple[int, int, int], centre: float) -> VolumeWriter:
             return VolumeWriter(ctx.output_dir / "part.h5", shape, {"rows": f"{a}:{b}"})
 
         result = reconstruct_scan(scan, writer, opts, xp=ctx.xp, progress=ctx.progress)
-    return {"rows": [a, b], "file": "part.h5", "backend": result.backend,
+        if chunk.get("sinogram") and result.middle_sinogram is not None:
+            ctx.save_figure(sinogram_figure(result.middle_sinogram, np.rad2deg(scan.theta), result.center),
+                            "sinogram")
+            figures.append("sinogram")
+    np.savez(ctx.output_dir / "previews.npz", **result.previews)
+    return {"rows": [a, b], "file": "part.h5", "previews": "previews.npz", "figures": figures,
+            "backend": result.backend,
             "seconds": round(result.seconds, 4), "recon_seconds": result.seconds_per_slice * (b - a),
             "rows_per_block": result.rows_per_block, **({"residuals": result.info["residuals"]}
                                                        if "residuals" in result.info else {})}
@@ -119,7 +131,8 @@ def merge(ctx: Any, parts: list[ChunkPart]) -> dict[str, Any]:
     else:
         _link_parts(ordered, ctx.output_dir, out_h5, (r1 - r0, n, n), attrs, r0)
     ctx.progress(0.96, "figures")
-    ctx.save_figure(slices_figure(out_h5), "slices")
+    _collect_figures(ctx, ordered)
+    ctx.save_figure(_slices(ordered, out_h5), "slices")
     seconds = sum(p.result["seconds"] for p in parts)
     summary: dict[str, Any] = {
         "center": info["center"], "center_vo": info["center_vo"],
@@ -137,6 +150,34 @@ def merge(ctx: Any, parts: list[ChunkPart]) -> dict[str, Any]:
     if "residuals" in parts[0].result:
         summary["residuals"] = parts[0].result["residuals"]
     return summary
+
+
+def _collect_figures(ctx: Any, parts: list[ChunkPart]) -> None:
+    """Move the figures a chunk drew (the sinogram) into the job folder."""
+    import shutil
+
+    for part in parts:
+        for name in part.result.get("figures", []):
+            for suffix in (".json", ".html"):
+                src, dst = Path(part.output_dir) / f"{name}{suffix}", ctx.output_dir / f"{name}{suffix}"
+                if src.exists():  # a retried merge finds it moved already
+                    shutil.move(src, dst)
+            ctx.figures.append(f"{name}.json")
+
+
+def _slices(parts: list[ChunkPart], out_h5: Path) -> Any:
+    """The slices figure from the sections the chunks kept (no read of the volume); from
+    ``recon.h5`` for parts made without them."""
+    if not all("previews" in p.result for p in parts):
+        return slices_figure(out_h5)
+    xz, yz, xy = [], [], None
+    for part in parts:
+        with np.load(Path(part.output_dir) / part.result["previews"]) as pv:
+            xz.append(pv["xz"])
+            yz.append(pv["yz"])
+            if "xy" in pv:
+                xy = pv["xy"]
+    return slices_figure_arrays(xy, np.concatenate(xz), np.concatenate(yz))
 
 
 def _link_parts(parts: list[ChunkPart], out_dir: Path, out_h5: Path, shape: tuple[int, int, int],

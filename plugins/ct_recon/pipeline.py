@@ -163,6 +163,8 @@ class ReconOptions:
     circle_mask: bool = True
     memory_budget_gb: float = 4.0
     threads: int | None = None  # ctx.threads: ducc0 nthreads, numba's pool
+    middle_row: int | None = None  # detector row of the sinogram figure and the xy preview
+    # (default: the middle of ``rows``; a chunk of rows names its job's middle row)
 
 
 @dataclass
@@ -179,8 +181,12 @@ class ScanResult:
     seconds: float
     seconds_per_slice: float
     backend: str
-    middle_sinogram: np.ndarray
+    middle_sinogram: np.ndarray | None  # None when ``middle_row`` is not among ``rows``
     info: dict[str, Any] = field(default_factory=dict)
+    #: the volume's central sections, kept as it is written: ``xz`` (rows, n) = image row n // 2
+    #: of every slice, ``yz`` (rows, n) = image column n // 2, ``xy`` (n, n) = the slice of
+    #: ``middle_row`` when it is among ``rows``
+    previews: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class BlockBuffers:
@@ -285,11 +291,12 @@ def reconstruct_scan(
     r0, r1 = opts.rows if opts.rows is not None else (0, n_rows)
     if not (0 <= r0 < r1 <= n_rows):
         raise ValueError(f"rows {r0}:{r1} outside the detector's 0:{n_rows}")
-    mid = (r0 + r1) // 2
-    mid_sino = np.asarray(_sinograms(scan, mid, mid + 1, opts, np)[0])
+    mid = (r0 + r1) // 2 if opts.middle_row is None else int(opts.middle_row)
+    mid_sino = None
     center_vo = center_pc = None
     search = None
     if isinstance(opts.center, str):
+        mid_sino = np.asarray(_sinograms(scan, mid, mid + 1, opts, np)[0])
         center_vo, center_pc, search = find_centre(mid_sino, scan.theta)
         center = float(center_vo)
     else:
@@ -304,6 +311,7 @@ def reconstruct_scan(
     writer = writer_factory(shape, center)
     mask = circular_mask(n_cols, xp=xp) if opts.circle_mask else None
     buffers = BlockBuffers() if xp is np else None
+    previews = {"xz": np.empty((r1 - r0, n_cols), np.float32), "yz": np.empty((r1 - r0, n_cols), np.float32)}
     info: dict[str, Any] = {}
     t_recon = 0.0
     try:
@@ -312,6 +320,8 @@ def reconstruct_scan(
             if progress is not None:
                 progress(0.05 + 0.9 * (b0 - r0) / (r1 - r0), f"rows {b0}:{b1} of {r0}:{r1}")
             sino = _sinograms(scan, b0, b1, opts, xp, buffers)
+            if mid_sino is None and b0 <= mid < b1:  # a known centre: the block has the middle row
+                mid_sino = np.array(sino[mid - b0] if xp is np else xp.asnumpy(sino[mid - b0]))
             t0 = time.perf_counter()
             rec, info = reconstruct_block(
                 sino, scan.theta, center, opts.algorithm, opts.filter_name,
@@ -323,7 +333,12 @@ def reconstruct_scan(
             if mask is not None:  # in place: rec is this block's own new array
                 rec *= xp.asarray(mask, dtype=rec.dtype)
             t_recon += time.perf_counter() - t0
-            writer.write(b0 - r0, np.asarray(rec if xp is np else xp.asnumpy(rec), dtype=np.float32))
+            host = np.asarray(rec if xp is np else xp.asnumpy(rec), dtype=np.float32)
+            writer.write(b0 - r0, host)
+            previews["xz"][b0 - r0:b1 - r0] = host[:, n_cols // 2, :]
+            previews["yz"][b0 - r0:b1 - r0] = host[:, :, n_cols // 2]
+            if b0 <= mid < b1:
+                previews["xy"] = host[mid - b0].copy()
     finally:
         writer.close()
     seconds = time.perf_counter() - t_start
@@ -331,5 +346,5 @@ def reconstruct_scan(
         center=center, center_vo=center_vo, center_pc=center_pc, search=search, shape=shape,
         rows=(r0, r1), rows_per_block=block, seconds=seconds,
         seconds_per_slice=t_recon / max(r1 - r0, 1), backend=str(info.get("backend", "")),
-        middle_sinogram=mid_sino, info=info,
+        middle_sinogram=mid_sino, info=info, previews=previews,
     )

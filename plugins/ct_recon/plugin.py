@@ -9,7 +9,7 @@ import numpy as np
 
 from hisci import InputError, RunContext
 
-from .figures import centre_figure, sinogram_figure, slices_figure
+from .figures import centre_figure, sinogram_figure, slices_figure_arrays
 from .parallel import merge, plan, run_chunk  # noqa: F401 - runtime.parallel: chunks of rows
 from .pipeline import ReconOptions, reconstruct_scan, tomopy_available
 from .scanio import ScanError, VolumeWriter, open_scan
@@ -115,7 +115,8 @@ def run(ctx: RunContext) -> dict[str, Any]:
         theta_deg = np.rad2deg(scan.theta)
 
     ctx.progress(0.96, "figures")
-    ctx.save_figure(slices_figure(out_h5), "slices")
+    pv = result.previews
+    ctx.save_figure(slices_figure_arrays(pv["xy"], pv["xz"], pv["yz"]), "slices")
     ctx.save_figure(sinogram_figure(result.middle_sinogram, theta_deg, result.center), "sinogram")
     if result.search is not None:
         ctx.save_figure(centre_figure(result.search, result.center_pc), "centre_search")
