@@ -19,6 +19,8 @@ from .spec import LiveSpec
 STATE_DIR = "live"
 CHECKPOINT = "live/checkpoint.json"
 LAG_EVERY_S = 1.0
+#: A plugin's own commits (``LiveSession.commit``) reach the checkpoint file at most this often.
+CHECKPOINT_EVERY_S = 0.25
 
 
 class LiveSession:
@@ -59,6 +61,8 @@ class LiveSession:
         self.checkpoint, self.states = self._read_checkpoint()
         self.resumed = dict(self.checkpoint)
         self._manual: set[str] = set()
+        self._written_at = 0.0  # time.monotonic() of the last checkpoint file write
+        self._unwritten = False  # a plugin commit not yet in the file
         self.events = EventLog(self.output_dir, sink)
         self.processed: dict[str, int] = {}
         self.skipped: dict[str, int] = {}
@@ -141,21 +145,28 @@ class LiveSession:
         (None on a fresh run)."""
         return self.states.get(name)
 
-    def commit(self, name: str, seq: int, state: Any = None) -> None:
+    def commit(self, name: str, seq: int, state: Any = None, *, force: bool = False) -> None:
         """Checkpoint source ``name`` at ``seq`` with the plugin's resume ``state`` (JSON).
 
         From the first call on, the session no longer checkpoints that source by itself: a
         retry replays every item after ``seq`` and the plugin reads ``resume_state(name)``.
-        Call it only once the outputs up to ``seq`` are written (flushed)."""
+        Call it only once the outputs up to ``seq`` are written (flushed). The checkpoint
+        file is written at most every ``CHECKPOINT_EVERY_S`` (``force``: now) and when the
+        session closes; the source frees its items (journal) only once the file holds them,
+        so a retry after a crash replays from the last written commit, never past it."""
         self._manual.add(name)
         self.checkpoint[name] = int(seq)
         self.states[name] = state
-        self._write_checkpoint()
-        self.sources[name].commit(int(seq))
+        self._unwritten = True
+        if force or time.monotonic() - self._written_at >= CHECKPOINT_EVERY_S:
+            self._write_checkpoint()
 
     def _write_checkpoint(self) -> None:
         write_json(self.output_dir / CHECKPOINT, {"sources": self.checkpoint, "states": self.states,
                                                   "time": time.time()})
+        self._written_at, self._unwritten = time.monotonic(), False
+        for name in self._manual:  # what the file now holds may leave the sources
+            self.sources[name].commit(self.checkpoint[name])
 
     def publish(self, name: str, data: Any) -> None:
         """Publish one result (small JSON data or arrays) for the live page."""
@@ -245,6 +256,8 @@ class LiveSession:
         }
 
     def close(self) -> None:
+        if getattr(self, "_unwritten", False):
+            self._write_checkpoint()
         for source in self.sources.values():
             source.close()
         if hasattr(self, "events"):

@@ -180,7 +180,7 @@ def run_live(ctx) -> dict:
         path = run.writer.close()
         _rewrite_end(path, run, stop_ns)
         if seq is not None:  # all finished: the journal may go
-            ctx.live.commit("hits", seq, None)
+            ctx.live.commit("hits", seq, None, force=True)
     except BaseException:
         if run.writer is not None:  # keep the partial file for a retry that resumes the checkpoint
             run.writer.suspend()
