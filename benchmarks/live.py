@@ -107,8 +107,9 @@ def bench_pdf(tmp: Path, frames: int, interval: float) -> None:
 
 
 # ----------------------------------------------------------------------------------- nhit
-def _sender(path: str, port: int, duration: float, started, done) -> None:
-    """A simulated DAQ: the stream's fragments looped with shifted times for ``duration`` s.
+def _sender(path: str, port: int, duration: float, rate: float, started, done) -> None:
+    """A simulated DAQ: the stream's fragments looped with shifted times for ``duration`` s,
+    at ``rate`` MB/s (0: as fast as the job takes them).
 
     Each fragment lives in one buffer, shifted in place once per loop (the time fields only)
     and sent zero-copy; the next loop waits until ZeroMQ has put it on the wire (a tracker),
@@ -145,6 +146,10 @@ def _sender(path: str, port: int, duration: float, started, done) -> None:
                 heads[k]["begin_ns"] += span
                 heads[k]["end_ns"] += span
                 times[k] += span
+            if rate:  # a DAQ's fixed rate: hold the next message until it is due
+                delay = t0 + sent / (rate * 1e6) - time.time()
+                if delay > 0:
+                    time.sleep(delay)
             trackers[k] = sock.send(buf, copy=False, track=True)
             sent += len(buf)
         r += 1
@@ -158,7 +163,8 @@ def _sender(path: str, port: int, duration: float, started, done) -> None:
     done.send((sent, r * n, r * hits_per_loop, time.time() - t0))
 
 
-def bench_nhit(tmp: Path, seconds: float, scale: float, duration: float) -> None:
+def bench_nhit(tmp: Path, seconds: float, scale: float, duration: float, rate: float,
+               journal: str | None = None) -> None:
     from hisci.builtin_plugins.nhit.simulate import SimulationConfig, simulate_stream
 
     path = tmp / "stream.hits"
@@ -171,7 +177,8 @@ def bench_nhit(tmp: Path, seconds: float, scale: float, duration: float) -> None
     port = free_port()
     out = tmp / "nhit_out"
     thread, box = in_thread(trigger, {"extra": {"threshold": 20, "window_ns": 400}}, out,
-                            {"zmq": {"hits": f"bind:tcp://127.0.0.1:{port}"}, "idle": 120})
+                            {"zmq": {"hits": f"bind:tcp://127.0.0.1:{port}"}, "idle": 120,
+                             **({"journal": journal} if journal else {})})
     wait_running(out)
     import resource
 
@@ -179,7 +186,7 @@ def bench_nhit(tmp: Path, seconds: float, scale: float, duration: float) -> None
     ctx = mp.get_context("fork")
     started_r, started_w = ctx.Pipe(False)
     done_r, done_w = ctx.Pipe(False)
-    sender = ctx.Process(target=_sender, args=(str(path), port, duration, started_w, done_w))
+    sender = ctx.Process(target=_sender, args=(str(path), port, duration, rate, started_w, done_w))
     sender.start()
     t_first = started_r.recv()
     thread.join(duration * 4 + 120)
@@ -191,9 +198,14 @@ def bench_nhit(tmp: Path, seconds: float, scale: float, duration: float) -> None
     s = result.summary
     events = [e for e in read_events(out / "live" / "events.jsonl") if e["type"] == "live"]
     t_last = events[-1]["time"]
-    rate = s["bytes_received"] / 1e6 / (t_last - t_first)
+    throughput = s["bytes_received"] / 1e6 / (t_last - t_first)
     lag = result.record["live"]["sources"]["hits"]
-    print(f"nhit: sent {sent / 1e6:.0f} MB ({frags} fragments, {hits} hits) in {send_s:.1f} s; received "
+    lags = [e for e in read_events(out / "live" / "events.jsonl") if e["type"] == "lag"]
+    behind = max((e["seconds_behind"] for e in lags), default=0.0)
+    mode = result.record["live_spec"]["journal"]
+    print(f"nhit: journal={mode}; sender paced at {rate or 'unpaced'} MB/s: sent {sent / 1e6:.0f} MB "
+          f"({sent / 1e6 / send_s:.0f} MB/s; {frags} fragments, {hits} hits) in {send_s:.1f} s; most behind "
+          f"{behind:.2f} s; received "
           f"{s['bytes_received'] / 1e6:.0f} MB, {s['fragments_received']} fragments, {s['hits_received']} hits; "
           f"complete={s['complete']}, dropped {lag['dropped']}, spooled {lag['spooled']}; events {s['events']}; "
           f"stopped: {result.record['live']['stop']}")
@@ -203,10 +215,10 @@ def bench_nhit(tmp: Path, seconds: float, scale: float, duration: float) -> None
     print(f"nhit: CPU: the live job {job_cpu:.1f} s ({s['bytes_received'] / 1e6 / job_cpu:.0f} MB per CPU-second, "
           f"{FULL_RATE / (s['bytes_received'] / 1e6 / job_cpu):.2f} of a core at {FULL_RATE:.0f} MB/s); "
           f"the sender {sender_cpu:.1f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"nhit: sustained {rate:.0f} MB/s from first send to last decision over {t_last - t_first:.1f} s; "
+    print(f"nhit: sustained {throughput:.0f} MB/s from first send to last decision over {t_last - t_first:.1f} s; "
           f"goal >= {FULL_RATE:.0f} MB/s with no loss: "
-          f"{'met' if rate >= FULL_RATE and s['complete'] and not lag['dropped'] else 'NOT met'} "
-          f"(ratio {rate / FULL_RATE:.2f})")
+          f"{'met' if throughput >= FULL_RATE and s['complete'] and not lag['dropped'] else 'NOT met'} "
+          f"(ratio {throughput / FULL_RATE:.2f})")
 
 
 # ---------------------------------------------------------------------------------- muser
@@ -249,6 +261,10 @@ def main() -> None:
     ap.add_argument("--nhit-seconds", type=float, default=0.5)
     ap.add_argument("--nhit-scale", type=float, default=1.0)
     ap.add_argument("--nhit-duration", type=float, default=15.0)
+    ap.add_argument("--nhit-rate", type=float, default=600.0,
+                    help="the sender's rate, MB/s (default 600: 10%% over the full KM2A rate; 0: unpaced)")
+    ap.add_argument("--nhit-journal", choices=["always", "behind"],
+                    help="the ZeroMQ journal mode (default: the live default, behind)")
     ap.add_argument("--muser-batches", type=int, default=3)
     ap.add_argument("--muser-major-cycles", type=int, default=0)
     args = ap.parse_args()
@@ -257,7 +273,8 @@ def main() -> None:
         if args.only in (None, "pdf"):
             bench_pdf(tmp, args.pdf_frames, args.pdf_interval)
         if args.only in (None, "nhit"):
-            bench_nhit(tmp, args.nhit_seconds, args.nhit_scale, args.nhit_duration)
+            bench_nhit(tmp, args.nhit_seconds, args.nhit_scale, args.nhit_duration, args.nhit_rate,
+                       args.nhit_journal)
         if args.only in (None, "muser"):
             bench_muser(tmp, args.muser_batches, args.muser_major_cycles)
 

@@ -58,7 +58,7 @@ class LiveSession:
         self._progress = progress
         self._stop = stop_event or threading.Event()
         self.stop_reason: str | None = None
-        self.checkpoint, self.states = self._read_checkpoint()
+        self.checkpoint, self.states, self._received = self._read_checkpoint()
         self.resumed = dict(self.checkpoint)
         self._manual: set[str] = set()
         self._written_at = 0.0  # time.monotonic() of the last checkpoint file write
@@ -81,14 +81,15 @@ class LiveSession:
             self.log.info("live: resuming after %s", ", ".join(f"{k} #{v}" for k, v in self.resumed.items()))
 
     # -- setup ---------------------------------------------------------------------------------
-    def _read_checkpoint(self) -> tuple[dict[str, int], dict[str, Any]]:
+    def _read_checkpoint(self) -> tuple[dict[str, int], dict[str, Any], dict[str, int]]:
         import json
 
         path = self.output_dir / CHECKPOINT
         if not path.exists():
-            return {}, {}
+            return {}, {}, {}
         document = json.loads(path.read_text("utf-8"))
-        return ({k: int(v) for k, v in document.get("sources", {}).items()}, dict(document.get("states", {})))
+        return ({k: int(v) for k, v in document.get("sources", {}).items()}, dict(document.get("states", {})),
+                {k: int(v) for k, v in document.get("received", {}).items()})
 
     def _open_sources(self) -> None:
         from .folder import FolderSource
@@ -104,7 +105,8 @@ class LiveSession:
             self.sources[name] = ZmqSource(
                 name, address, self.state_dir / "spool",
                 memory_bytes=int(spec.memory_mb * 2**20), spool_bytes=int(spec.spool_mb * 2**20),
-                end=spec.zmq_end.encode(), checkpoint=self.checkpoint.get(name, 0), logger=self.log)
+                end=spec.zmq_end.encode(), checkpoint=self.checkpoint.get(name, 0), journal=spec.journal,
+                received=self._received.get(name, 0), logger=self.log)
         for name, bspec in spec.bluesky.items():
             from .bluesky_source import BlueskySource
 
@@ -162,8 +164,9 @@ class LiveSession:
             self._write_checkpoint()
 
     def _write_checkpoint(self) -> None:
+        received = {name: source.received for name, source in self.sources.items() if hasattr(source, "received")}
         write_json(self.output_dir / CHECKPOINT, {"sources": self.checkpoint, "states": self.states,
-                                                  "time": time.time()})
+                                                  "received": received, "time": time.time()})
         self._written_at, self._unwritten = time.monotonic(), False
         for name in self._manual:  # what the file now holds may leave the sources
             self.sources[name].commit(self.checkpoint[name])
@@ -221,7 +224,8 @@ class LiveSession:
                          "processed": self.processed.get(name, 0), **source.counters.snapshot()}
         return {"waiting": sum(p["waiting"] for p in per.values()),
                 "seconds_behind": max((p["seconds_behind"] for p in per.values()), default=0.0),
-                "dropped": sum(p["dropped"] for p in per.values()), "sources": per}
+                "dropped": sum(p["dropped"] for p in per.values()), "lost": sum(p["lost"] for p in per.values()),
+                "sources": per}
 
     def report(self, force: bool = False) -> None:
         """A ``lag`` event and a progress message, at most once a second."""
@@ -236,6 +240,8 @@ class LiveSession:
             message = f"live: {done} done, {lag['waiting']} waiting, {lag['seconds_behind']:.1f} s behind"
             if lag["dropped"]:
                 message += f", {lag['dropped']} DROPPED"
+            if lag["lost"]:
+                message += f", {lag['lost']} LOST in a crash"
             self._progress(min(fraction, 0.99), message)
 
     def summary(self) -> dict[str, Any]:
@@ -246,7 +252,7 @@ class LiveSession:
         latency = np.asarray(self._latency) if self._latency else None
         return {
             "stop": self.stop_reason, "seconds": round(time.time() - self.started, 3),
-            "processed": sum(self.processed.values()), "dropped": lag["dropped"],
+            "processed": sum(self.processed.values()), "dropped": lag["dropped"], "lost": lag["lost"],
             "waiting_at_stop": lag["waiting"], "checkpoint": dict(self.checkpoint),
             "resumed_after": self.resumed, "skipped_on_resume": self.skipped,
             "latency_s": None if latency is None else {
