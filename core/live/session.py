@@ -61,6 +61,7 @@ class LiveSession:
         self.checkpoint, self.states, self._received = self._read_checkpoint()
         self.resumed = dict(self.checkpoint)
         self._manual: set[str] = set()
+        self._checkpoint_lock = threading.RLock()  # a plugin may commit from its own threads
         self._written_at = 0.0  # time.monotonic() of the last checkpoint file write
         self._unwritten = False  # a plugin commit not yet in the file
         self.events = EventLog(self.output_dir, sink)
@@ -134,6 +135,7 @@ class LiveSession:
             item = source.get(timeout=min(0.2, self.idle or 0.2))
             self.report()
             if item is None:
+                self._write_late_commits()
                 continue
             if item.seq <= self.checkpoint.get(source.name, 0):
                 self.skipped[source.name] = self.skipped.get(source.name, 0) + 1
@@ -156,20 +158,28 @@ class LiveSession:
         file is written at most every ``CHECKPOINT_EVERY_S`` (``force``: now) and when the
         session closes; the source frees its items (journal) only once the file holds them,
         so a retry after a crash replays from the last written commit, never past it."""
-        self._manual.add(name)
-        self.checkpoint[name] = int(seq)
-        self.states[name] = state
-        self._unwritten = True
-        if force or time.monotonic() - self._written_at >= CHECKPOINT_EVERY_S:
-            self._write_checkpoint()
+        with self._checkpoint_lock:
+            self._manual.add(name)
+            self.checkpoint[name] = int(seq)
+            self.states[name] = state
+            self._unwritten = True
+            if force or time.monotonic() - self._written_at >= CHECKPOINT_EVERY_S:
+                self._write_checkpoint()
 
     def _write_checkpoint(self) -> None:
-        received = {name: source.received for name, source in self.sources.items() if hasattr(source, "received")}
-        write_json(self.output_dir / CHECKPOINT, {"sources": self.checkpoint, "states": self.states,
-                                                  "received": received, "time": time.time()})
-        self._written_at, self._unwritten = time.monotonic(), False
-        for name in self._manual:  # what the file now holds may leave the sources
-            self.sources[name].commit(self.checkpoint[name])
+        with self._checkpoint_lock:
+            received = {name: source.received for name, source in self.sources.items()
+                        if hasattr(source, "received")}
+            write_json(self.output_dir / CHECKPOINT, {"sources": self.checkpoint, "states": self.states,
+                                                      "received": received, "time": time.time()})
+            self._written_at, self._unwritten = time.monotonic(), False
+            for name in self._manual:  # what the file now holds may leave the sources
+                self.sources[name].commit(self.checkpoint[name])
+
+    def _write_late_commits(self) -> None:
+        """While no item comes, the plugin's last commits reach the file without waiting."""
+        if self._unwritten and time.monotonic() - self._written_at >= CHECKPOINT_EVERY_S:
+            self._write_checkpoint()
 
     def publish(self, name: str, data: Any) -> None:
         """Publish one result (small JSON data or arrays) for the live page."""
@@ -209,9 +219,11 @@ class LiveSession:
         self.processed[item.source] = self.processed.get(item.source, 0) + 1
         self.current = None
         if item.source in self._manual:
+            self._write_late_commits()
             return
-        self.checkpoint[item.source] = item.seq
-        self._write_checkpoint()
+        with self._checkpoint_lock:
+            self.checkpoint[item.source] = item.seq
+            self._write_checkpoint()
         self.sources[item.source].commit(item.seq)
 
     def lag(self) -> dict[str, Any]:
@@ -263,7 +275,7 @@ class LiveSession:
 
     def close(self) -> None:
         if getattr(self, "_unwritten", False):
-            self._write_checkpoint()
+            self._write_checkpoint()  # the plugin's threads are done: its last commit is final
         for source in self.sources.values():
             source.close()
         if hasattr(self, "events"):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -55,8 +55,10 @@ class _Run:
         self.header = None
         self.writer: EventFileWriter | None = None
         self.pending: _Fragment | None = None
-        self.inflight: deque[tuple[Future, _Fragment]] = deque()
+        self.inflight: deque[list] = deque()  # [fragment, block or None], in fragment order
         self.depth = workers + 1
+        self._cond = threading.Condition()
+        self.error: BaseException | None = None
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="nhit-live") if workers > 1 else None
         self._local = threading.local()
         self.stats = EventStats()
@@ -100,10 +102,11 @@ class _Run:
     def settled(self, seq: int) -> None:
         """Message ``seq`` (not a fragment) is handled: checkpoint it when nothing before it is
         still undecided."""
-        if self.pending is None and not self.inflight:
-            if self.writer is not None:
-                self.writer.flush()
-            self.ctx.live.commit("hits", seq, self.state())
+        with self._cond:
+            if self.pending is None and not self.inflight:
+                if self.writer is not None:
+                    self.writer.flush()
+                self.ctx.live.commit("hits", seq, self.state())
 
     def start(self, message) -> None:
         if self.header is not None:
@@ -140,7 +143,7 @@ class _Run:
         self.bytes += len(message)
         if self.pending is not None:
             self._decide(last=True)
-        self.drain(all=True)
+        self.drain()
 
     def _trigger(self, fragment: _Fragment, last: bool) -> EventBlock:
         pool = getattr(self._local, "pool", None)
@@ -151,24 +154,45 @@ class _Run:
                                 overlap_ns=self.header["overlap_ns"], first=fragment.index == 0, last=last, pool=pool)
 
     def _decide(self, last: bool) -> None:
-        """Trigger the pending fragment (in the pool, or here with one worker)."""
+        """Trigger the pending fragment (in the pool, or here with one worker); at most
+        ``depth`` fragments wait to be written."""
         fragment, self.pending = self.pending, None
-        future: Future
+        entry: list = [fragment, None]  # [fragment, its EventBlock (or the error) once triggered]
+        with self._cond:
+            self.inflight.append(entry)
         if self._pool is None:
-            future = Future()
-            future.set_result(self._trigger(fragment, last))
+            self._done(entry, self._trigger, fragment, last)
         else:
-            future = self._pool.submit(self._trigger, fragment, last)
-        self.inflight.append((future, fragment))
-        self.drain()
+            self._pool.submit(self._done, entry, self._trigger, fragment, last)
+        with self._cond:
+            while len(self.inflight) > self.depth and self.error is None:
+                self._cond.wait()
+        self._raise()
+        self._publish()
 
-    def drain(self, all: bool = False) -> None:  # noqa: A002 - reads as drain(all=True)
-        """Write the decided fragments in order (waiting for the oldest while more than
-        ``depth`` are in flight, or for all), then commit the last one written."""
+    def _done(self, entry: list, trigger, fragment: _Fragment, last: bool) -> None:
+        """Trigger one fragment, then write every fragment ready at the head of the line."""
+        try:
+            block = trigger(fragment, last)
+        except BaseException as exc:  # noqa: BLE001 - raised in the run's thread by _raise
+            block = exc
+        with self._cond:
+            entry[1] = block
+            try:
+                self._write_ready()
+            except BaseException as exc:  # noqa: BLE001
+                self.error = self.error or exc
+            self._cond.notify_all()
+
+    def _write_ready(self) -> None:
+        """(Holding the lock) write the triggered fragments in order and commit the last one."""
         written = None
-        while self.inflight and (all or len(self.inflight) > self.depth or self.inflight[0][0].done()):
-            future, fragment = self.inflight.popleft()
-            block = future.result()
+        while self.inflight and self.inflight[0][1] is not None and self.error is None:
+            fragment, block = self.inflight[0]
+            if isinstance(block, BaseException):
+                self.error = block
+                break
+            self.inflight.popleft()
             self.writer.write(block)
             self.stats.add(block)
             self.last_end_ns = max(self.last_end_ns, fragment.end)
@@ -176,7 +200,17 @@ class _Run:
         if written is not None:
             self.writer.flush()
             self.ctx.live.commit("hits", written.seq, self.state(written.counts))
-            self._publish()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def drain(self) -> None:
+        """Wait until every triggered fragment is written."""
+        with self._cond:
+            while self.inflight and self.error is None:
+                self._cond.wait()
+        self._raise()
 
     def close(self) -> None:
         """Stop the trigger threads (what they were doing is dropped: the retry redoes it)."""
@@ -233,7 +267,7 @@ def run_live(ctx) -> dict:
             return {"fragments_received": 0, "events": 0, "complete": False, "note": "no start-of-run message"}
         if run.pending is not None:  # stopped (cancel, idle) before the end: the last fragment closes the run
             run._decide(last=True)
-        run.drain(all=True)
+        run.drain()
         stop_ns = run.end["stop_ns"] if run.end else run.last_end_ns
         path = run.writer.close()
         _rewrite_end(path, run, stop_ns)
