@@ -264,7 +264,7 @@ def main() -> None:
     ap.add_argument("--nhit-rate", type=float, default=600.0,
                     help="the sender's rate, MB/s (default 600: 10%% over the full KM2A rate; 0: unpaced)")
     ap.add_argument("--nhit-journal", choices=["always", "behind"],
-                    help="the ZeroMQ journal mode (default: the live default, behind)")
+                    help="the ZeroMQ journal mode (default: the live default, always)")
     ap.add_argument("--muser-batches", type=int, default=3)
     ap.add_argument("--muser-major-cycles", type=int, default=0)
     args = ap.parse_args()

@@ -292,7 +292,7 @@ def test_journal_behind_spills_only_the_backlog_and_a_crash_counts_what_was_only
     with pytest.raises(InputError, match="unknown live.journal") as err:
         parse_live({"zmq": {"frames": "tcp://127.0.0.1:5"}, "journal": "sometimes"})
     assert err.value.problems[0].pointer == "/live/journal"
-    assert parse_live({"zmq": {"frames": "tcp://127.0.0.1:5"}}).journal == "behind"
+    assert parse_live({"zmq": {"frames": "tcp://127.0.0.1:5"}}).journal == "always"
     spool = tmp_path / "spool"
     port = _free_port()
     source = ZmqSource("frames", f"bind:tcp://127.0.0.1:{port}", spool, memory_bytes=100_000,

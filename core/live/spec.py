@@ -52,7 +52,7 @@ class LiveSpec:
     memory_mb: float = 256.0
     spool_mb: float = 4096.0
     zmq_end: str = ""
-    journal: str = "behind"
+    journal: str = "always"
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -91,6 +91,7 @@ class ZmqSource(Source):
         if self._ended_by_replay:  # the end-of-run already arrived before the crash
             return False
         if not self._poller.poll(100):
+            self._journal.trim(self._committed)
             return None
         zmq = _zmq()
         while True:
@@ -113,6 +114,7 @@ class ZmqSource(Source):
             fits = self._memory + size <= self.memory_bytes
         ref = None
         if self.write_ahead or not fits:
+            self._journal.trim(self._committed)  # finished segments go first, making room
             ref = self._journal.append(data, seq, now)  # on disk before anyone processes it
             if ref is None:
                 self.counters.add(dropped=1, dropped_bytes=size)
@@ -148,9 +150,9 @@ class ZmqSource(Source):
         return LiveItem(seq, self.name, data=data, arrived=arrived, last=last, meta={"size": len(data)})
 
     def commit(self, seq: int) -> None:
-        """Every message up to ``seq`` is finished: its journal segments may go."""
+        """Every message up to ``seq`` is finished: its journal segments may go (the receiver
+        thread deletes them between messages, off the plugin's path)."""
         self._committed = max(self._committed, seq)
-        self._journal.trim(self._committed)
 
     @property
     def received(self) -> int:
