@@ -6,8 +6,9 @@
    integrator (reported apart); the others measure the warm path. Goal: p95 < 1 s.
 2. **nhit**: a sender process (a simulated DAQ) pushes a simulated full-scale KM2A stream
    (``--nhit-seconds`` of data at ``--nhit-scale``, looped with shifted times for
-   ``--nhit-duration`` s) over ZeroMQ PUSH/PULL in the live framing (nhit/wire.py); the
-   live nhit_trigger job decides events as fragments arrive. Throughput = bytes received /
+   ``--nhit-duration`` s, paced at ``--nhit-rate`` MB/s, default 600, 0 = unpaced) over
+   ZeroMQ PUSH/PULL in the live framing (nhit/wire.py); the live nhit_trigger job (journal
+   mode ``--nhit-journal``, default the live default) decides events as fragments arrive. Throughput = bytes received /
    (last decision - first send). Goal: >= 546 MB/s with no loss (every fragment and hit
    counted). The sender shares the 2 cores with the job here; a DAQ is another machine.
 3. **muser**: frame files of a simulated dataset arrive in a watched folder; seconds per
