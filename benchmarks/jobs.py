@@ -263,8 +263,8 @@ def api_throughput(clients: int = 50, seconds: float = 5.0, jobs: int = 200, api
     """Requests/s of ``GET /jobs/{id}`` (status page) and ``GET /jobs?limit=50`` (list page) with
     ``clients`` concurrent keep-alive clients against a real `hicli serve` (Dash mounted, no
     workers so the seeded jobs stay queued), for each ``--api-workers`` value. The load
-    generator (asyncio + httpx) runs in this process, on the same cores as the server."""
-    import asyncio
+    generator (benchmarks/http_load.py, raw asyncio sockets) runs in its own process on the
+    same 2 cores as the server; its CPU per request is printed beside the server's."""
     import signal
 
     for n in api_workers:
@@ -294,12 +294,14 @@ def api_throughput(clients: int = 50, seconds: float = 5.0, jobs: int = 200, api
                 for label, paths in (("status GET /jobs/{id}", [f"/jobs/{i}" for i in ids]),
                                      ("list GET /jobs?limit=50", ["/jobs?limit=50"])):
                     cpu0 = _cpu(serve.pid)
-                    done, errors = asyncio.run(_hammer(url, headers, paths, clients, seconds))
+                    out, client_cpu = _load(url, paths, clients, seconds, headers["Authorization"][7:], Path(tmp))
+                    done, errors = out["ok"], out["errors"]
                     cpu_ms = 1000 * (_cpu(serve.pid) - cpu0) / max(done + errors, 1)
-                    rate = done / seconds
+                    rate = done / out["seconds"]
                     print(f"{label}: {rate:.0f} requests/s with {clients} concurrent clients, --api-workers {n} "
                           f"({errors} errors); ratio to goal {GOAL_RPS:.0f}/s = {rate / GOAL_RPS:.2f}; "
-                          f"server CPU {cpu_ms:.2f} ms/request (2 free cores: ~{2000 / cpu_ms:.0f} requests/s)")
+                          f"server CPU {cpu_ms:.2f} ms/request, load generator "
+                          f"{1000 * client_cpu / max(done + errors, 1):.2f} ms/request")
             finally:
                 serve.send_signal(signal.SIGTERM)
                 try:
@@ -324,34 +326,29 @@ def _cpu(pid: int) -> float:
     return total
 
 
-async def _hammer(url: str, headers: dict[str, str], paths: list[str], clients: int,
-                  seconds: float) -> tuple[int, int]:
-    """``clients`` tasks, each one keep-alive connection, looping over ``paths`` for ``seconds``."""
-    import asyncio
+def _load(url: str, paths: list[str], clients: int, seconds: float, token: str, tmp: Path
+          ) -> tuple[dict, float]:
+    """Runs benchmarks/http_load.py in its own process (it shares the 2 cores with the
+    server, as little as it can); returns its counts and its CPU seconds."""
+    import json
+    import resource
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    counts = [0, 0]
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as client:
-        for path in paths[:clients]:  # warm every connection
-            await client.get(path)
-        stop = time.perf_counter() + seconds
-
-        async def one(k: int) -> None:
-            i = k
-            while time.perf_counter() < stop:
-                response = await client.get(paths[i % len(paths)])
-                counts[0 if response.status_code == 200 else 1] += 1
-                i += clients
-
-        await asyncio.gather(*(one(k) for k in range(clients)))
-    return counts[0], counts[1]
+    listing = tmp / "paths.txt"
+    listing.write_text("\n".join(paths))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run([sys.executable, str(Path(__file__).with_name("http_load.py")), url, f"@{listing}",
+                          "--clients", str(clients), "--seconds", str(seconds), f"--token={token}"],
+                         capture_output=True, text=True, check=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return json.loads(out), cpu
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["index"]:
         index_main()
-    elif sys.argv[1:] == ["api"]:
-        api_throughput()
+    elif sys.argv[1:2] == ["api"]:  # api [N ...]: only these --api-workers values
+        api_throughput(api_workers=tuple(int(n) for n in sys.argv[2:]) or (1, 2))
     else:
         main()
         index_main()

@@ -6,8 +6,9 @@
    integrator (reported apart); the others measure the warm path. Goal: p95 < 1 s.
 2. **nhit**: a sender process (a simulated DAQ) pushes a simulated full-scale KM2A stream
    (``--nhit-seconds`` of data at ``--nhit-scale``, looped with shifted times for
-   ``--nhit-duration`` s) over ZeroMQ PUSH/PULL in the live framing (nhit/wire.py); the
-   live nhit_trigger job decides events as fragments arrive. Throughput = bytes received /
+   ``--nhit-duration`` s, paced at ``--nhit-rate`` MB/s, default 600, 0 = unpaced) over
+   ZeroMQ PUSH/PULL in the live framing (nhit/wire.py); the live nhit_trigger job (journal
+   mode ``--nhit-journal``, default the live default) decides events as fragments arrive. Throughput = bytes received /
    (last decision - first send). Goal: >= 546 MB/s with no loss (every fragment and hit
    counted). The sender shares the 2 cores with the job here; a DAQ is another machine.
 3. **muser**: frame files of a simulated dataset arrive in a watched folder; seconds per
@@ -107,11 +108,17 @@ def bench_pdf(tmp: Path, frames: int, interval: float) -> None:
 
 
 # ----------------------------------------------------------------------------------- nhit
-def _sender(path: str, port: int, duration: float, started, done) -> None:
+def _sender(path: str, port: int, duration: float, rate: float, started, done) -> None:
+    """A simulated DAQ: the stream's fragments looped with shifted times for ``duration`` s,
+    at ``rate`` MB/s (0: as fast as the job takes them).
+
+    Each fragment lives in one buffer, shifted in place once per loop (the time fields only)
+    and sent zero-copy; the next loop waits until ZeroMQ has put it on the wire (a tracker),
+    so the sender's CPU is the shift and the kernel's socket copy, as a DAQ's would be."""
     import zmq
 
     from hisci.builtin_plugins.nhit import wire
-    from hisci.builtin_plugins.nhit.hitstream import FRAGMENT_HEADER_DTYPE, HIT_DTYPE, HitStream
+    from hisci.builtin_plugins.nhit.hitstream import FRAGMENT_HEADER_DTYPE, HitStream
 
     stream = HitStream(path)
     messages = wire.messages(path)
@@ -119,40 +126,46 @@ def _sender(path: str, port: int, duration: float, started, done) -> None:
     span = stream.header.stop_ns - stream.header.start_ns
     n = len(frags)
     sock = zmq.Context.instance().socket(zmq.PUSH)
-    sock.setsockopt(zmq.SNDHWM, 64)
+    sock.setsockopt(zmq.SNDHWM, 16)
     sock.connect(f"tcp://127.0.0.1:{port}")
-    buffers = [bytearray(len(m)) for m in frags]
+    buffers = [bytearray(m) for m in frags]
+    heads = [np.frombuffer(b, FRAGMENT_HEADER_DTYPE, count=1) for b in buffers]
+    times = [np.frombuffer(b, np.int64, offset=FRAGMENT_HEADER_DTYPE.itemsize).reshape(-1, 2)[:, 0]
+             for b in buffers]  # the first 8 bytes of each 16-byte hit record
+    hits_per_loop = sum(len(t) for t in times)
+    trackers: list = [None] * n
     t0 = time.time()
     started.send(t0)
     sock.send(start)
     sent = len(start)
-    hits = 0
     r = 0
     while True:
-        for k, message in enumerate(frags):
-            buf = buffers[k]
-            buf[:] = message
-            head = np.frombuffer(buf, FRAGMENT_HEADER_DTYPE, count=1)
-            head["index"] += r * n
-            head["begin_ns"] += r * span
-            head["end_ns"] += r * span
-            rec = np.frombuffer(buf, HIT_DTYPE, offset=FRAGMENT_HEADER_DTYPE.itemsize)
-            rec["time"] += r * span
-            hits += len(rec)
-            sock.send(buf)  # copied: the buffer is rewritten for the next loop
+        for k, buf in enumerate(buffers):
+            if r:
+                trackers[k].wait()  # ZeroMQ is done with last loop's send of this buffer
+                heads[k]["index"] += n
+                heads[k]["begin_ns"] += span
+                heads[k]["end_ns"] += span
+                times[k] += span
+            if rate:  # a DAQ's fixed rate: hold the next message until it is due
+                delay = t0 + sent / (rate * 1e6) - time.time()
+                if delay > 0:
+                    time.sleep(delay)
+            trackers[k] = sock.send(buf, copy=False, track=True)
             sent += len(buf)
         r += 1
         if time.time() - t0 >= duration:
             break
-    end = wire.encode_end(stream.header.start_ns + r * span, r * n, hits)
+    end = wire.encode_end(stream.header.start_ns + r * span, r * n, r * hits_per_loop)
     sock.send(end)
     sent += len(end)
     sock.close(linger=-1)
     zmq.Context.instance().term()  # blocks until every queued message is on the wire
-    done.send((sent, r * n, hits, time.time() - t0))
+    done.send((sent, r * n, r * hits_per_loop, time.time() - t0))
 
 
-def bench_nhit(tmp: Path, seconds: float, scale: float, duration: float) -> None:
+def bench_nhit(tmp: Path, seconds: float, scale: float, duration: float, rate: float,
+               journal: str | None = None) -> None:
     from hisci.builtin_plugins.nhit.simulate import SimulationConfig, simulate_stream
 
     path = tmp / "stream.hits"
@@ -165,7 +178,8 @@ def bench_nhit(tmp: Path, seconds: float, scale: float, duration: float) -> None
     port = free_port()
     out = tmp / "nhit_out"
     thread, box = in_thread(trigger, {"extra": {"threshold": 20, "window_ns": 400}}, out,
-                            {"zmq": {"hits": f"bind:tcp://127.0.0.1:{port}"}, "idle": 120})
+                            {"zmq": {"hits": f"bind:tcp://127.0.0.1:{port}"}, "idle": 120,
+                             **({"journal": journal} if journal else {})})
     wait_running(out)
     import resource
 
@@ -173,7 +187,7 @@ def bench_nhit(tmp: Path, seconds: float, scale: float, duration: float) -> None
     ctx = mp.get_context("fork")
     started_r, started_w = ctx.Pipe(False)
     done_r, done_w = ctx.Pipe(False)
-    sender = ctx.Process(target=_sender, args=(str(path), port, duration, started_w, done_w))
+    sender = ctx.Process(target=_sender, args=(str(path), port, duration, rate, started_w, done_w))
     sender.start()
     t_first = started_r.recv()
     thread.join(duration * 4 + 120)
@@ -185,9 +199,14 @@ def bench_nhit(tmp: Path, seconds: float, scale: float, duration: float) -> None
     s = result.summary
     events = [e for e in read_events(out / "live" / "events.jsonl") if e["type"] == "live"]
     t_last = events[-1]["time"]
-    rate = s["bytes_received"] / 1e6 / (t_last - t_first)
+    throughput = s["bytes_received"] / 1e6 / (t_last - t_first)
     lag = result.record["live"]["sources"]["hits"]
-    print(f"nhit: sent {sent / 1e6:.0f} MB ({frags} fragments, {hits} hits) in {send_s:.1f} s; received "
+    lags = [e for e in read_events(out / "live" / "events.jsonl") if e["type"] == "lag"]
+    behind = max((e["seconds_behind"] for e in lags), default=0.0)
+    mode = result.record["live_spec"]["journal"]
+    print(f"nhit: journal={mode}; sender paced at {rate or 'unpaced'} MB/s: sent {sent / 1e6:.0f} MB "
+          f"({sent / 1e6 / send_s:.0f} MB/s; {frags} fragments, {hits} hits) in {send_s:.1f} s; most behind "
+          f"{behind:.2f} s; received "
           f"{s['bytes_received'] / 1e6:.0f} MB, {s['fragments_received']} fragments, {s['hits_received']} hits; "
           f"complete={s['complete']}, dropped {lag['dropped']}, spooled {lag['spooled']}; events {s['events']}; "
           f"stopped: {result.record['live']['stop']}")
@@ -197,10 +216,10 @@ def bench_nhit(tmp: Path, seconds: float, scale: float, duration: float) -> None
     print(f"nhit: CPU: the live job {job_cpu:.1f} s ({s['bytes_received'] / 1e6 / job_cpu:.0f} MB per CPU-second, "
           f"{FULL_RATE / (s['bytes_received'] / 1e6 / job_cpu):.2f} of a core at {FULL_RATE:.0f} MB/s); "
           f"the sender {sender_cpu:.1f} s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"nhit: sustained {rate:.0f} MB/s from first send to last decision over {t_last - t_first:.1f} s; "
+    print(f"nhit: sustained {throughput:.0f} MB/s from first send to last decision over {t_last - t_first:.1f} s; "
           f"goal >= {FULL_RATE:.0f} MB/s with no loss: "
-          f"{'met' if rate >= FULL_RATE and s['complete'] and not lag['dropped'] else 'NOT met'} "
-          f"(ratio {rate / FULL_RATE:.2f})")
+          f"{'met' if throughput >= FULL_RATE and s['complete'] and not lag['dropped'] else 'NOT met'} "
+          f"(ratio {throughput / FULL_RATE:.2f})")
 
 
 # ---------------------------------------------------------------------------------- muser
@@ -243,6 +262,10 @@ def main() -> None:
     ap.add_argument("--nhit-seconds", type=float, default=0.5)
     ap.add_argument("--nhit-scale", type=float, default=1.0)
     ap.add_argument("--nhit-duration", type=float, default=15.0)
+    ap.add_argument("--nhit-rate", type=float, default=600.0,
+                    help="the sender's rate, MB/s (default 600: 10%% over the full KM2A rate; 0: unpaced)")
+    ap.add_argument("--nhit-journal", choices=["always", "behind"],
+                    help="the ZeroMQ journal mode (default: the live default, always)")
     ap.add_argument("--muser-batches", type=int, default=3)
     ap.add_argument("--muser-major-cycles", type=int, default=0)
     args = ap.parse_args()
@@ -251,7 +274,8 @@ def main() -> None:
         if args.only in (None, "pdf"):
             bench_pdf(tmp, args.pdf_frames, args.pdf_interval)
         if args.only in (None, "nhit"):
-            bench_nhit(tmp, args.nhit_seconds, args.nhit_scale, args.nhit_duration)
+            bench_nhit(tmp, args.nhit_seconds, args.nhit_scale, args.nhit_duration, args.nhit_rate,
+                       args.nhit_journal)
         if args.only in (None, "muser"):
             bench_muser(tmp, args.muser_batches, args.muser_major_cycles)
 

@@ -226,10 +226,10 @@ def _log_live(logger: logging.Logger, live: dict[str, Any]) -> None:
     logger.info("live: stopped (%s) after %d items; checkpoint %s", live["stop"], live["processed"],
                 live["checkpoint"])
     for name, counts in live["sources"].items():
-        level = logging.WARNING if counts["dropped"] else logging.INFO
+        level = logging.WARNING if counts["dropped"] or counts.get("lost") else logging.INFO
         logger.log(level, "live source %s: received %d (%d bytes), processed %d, spooled %d, dropped %d, "
-                   "rejected %d", name, counts["received"], counts["bytes"], counts["processed"], counts["spooled"],
-                   counts["dropped"], counts["rejected"])
+                   "lost in a crash %d, rejected %d", name, counts["received"], counts["bytes"], counts["processed"],
+                   counts["spooled"], counts["dropped"], counts.get("lost", 0), counts["rejected"])
 
 
 def _reason(exc: BaseException, plugin: Plugin, record: dict[str, Any]) -> str:

@@ -55,6 +55,8 @@ def lag_text(event: dict[str, Any]) -> str:
     text = "; ".join(parts) + f" · {event.get('waiting', 0)} waiting, {event.get('seconds_behind', 0):.1f} s behind"
     if event.get("dropped"):
         text += f" · {event['dropped']} DROPPED"
+    if event.get("lost"):
+        text += f" · {event['lost']} LOST in a crash"
     return text
 
 

@@ -53,7 +53,7 @@ def live_options(func: Any) -> Any:
         click.option("--until", type=int, default=None, help="Stop after N items."),
         click.option("--idle", type=float, default=None, help="Stop after SECONDS without a new item."),
         click.option("--live-set", "live_set", multiple=True, metavar="KEY=VALUE",
-                     help="Other live settings: settle, pattern, completion, memory_mb, spool_mb, zmq_end."),
+                     help="Other live settings: settle, pattern, completion, memory_mb, spool_mb, journal, zmq_end."),
     ]):
         func = option(func)
     return func

@@ -159,3 +159,34 @@ def test_login_cookie_works_for_downloads_only(api, tokens) -> None:
         assert api.post(f"/api/v1/jobs/{record['id']}/cancel").status_code == 401
     finally:
         api.cookies.clear()
+
+
+def test_polled_pages_authenticate_like_every_other_route(api, tokens, service) -> None:
+    """The status and list pages resolve their user without FastAPI's dependencies (for
+    speed): the same tokens, schemes, cookie rule and worker-token rule must hold, and
+    OpenAPI must still say they need the bearer token."""
+    record = api.post("/api/v1/jobs", headers=bearer(tokens.alice),
+                      json={"plugin": "slow_plugin", "request": {"extra": {"seconds": 0.1}}}).json()
+    status, listing = f"/api/v1/jobs/{record['id']}", "/api/v1/jobs?limit=5"
+    for path in (status, listing):
+        assert api.get(path, headers=bearer(tokens.alice)).status_code == 200
+        assert api.get(path, headers={"Authorization": f"bearer  {tokens.alice} "}).status_code == 200
+        for header in (f"Basic {tokens.alice}", "Bearer", "Bearer ", tokens.alice, "Bearer wrong"):
+            answer = api.get(path, headers={"Authorization": header})
+            assert answer.status_code == 401 and error_of(answer)["code"] == "unauthorized", header
+            assert answer.headers["www-authenticate"] == "Bearer"
+    assert api.get(status, headers=bearer(tokens.bob)).status_code == 404  # not bob's job
+    worker = service.users.add("node7", worker=True)
+    refused = api.get(status, headers=bearer(worker))
+    assert refused.status_code == 403 and "worker token" in error_of(refused)["message"]
+    assert [j["id"] for j in api.get(listing, headers=bearer(tokens.alice)).json()["jobs"]] == [record["id"]]
+    assert api.get(listing, headers=bearer(tokens.bob)).json()["jobs"] == []
+    api.cookies.set("hisci_token", tokens.alice)  # GET pages accept the web app's login cookie
+    try:
+        assert api.get(status).json()["id"] == record["id"]
+    finally:
+        api.cookies.clear()
+    spec = api.get("/openapi.json").json()["paths"]
+    for path in ("/api/v1/jobs/{job_id}", "/api/v1/jobs"):
+        assert spec[path]["get"]["security"] == [{"HTTPBearer": []}]
+        assert "401" in spec[path]["get"]["responses"]

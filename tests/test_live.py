@@ -281,3 +281,40 @@ def test_journal_replays_after_the_checkpoint_cuts_a_torn_entry_and_trims_segmen
     assert too_big.append(messages[0], 1, 0.0) is not None and too_big.append(messages[1], 2, 0.0) is None
     again.close(committed=6)
     assert not folder.exists()
+
+
+def test_journal_behind_spills_only_the_backlog_and_a_crash_counts_what_was_only_in_memory(tmp_path):
+    """journal=behind: messages within memory_mb stay off the disk; the backlog over it goes to
+    the journal. A retry replays the journal and counts the messages that only lived in memory
+    at the crash as lost (seen by the checkpoint's 'received'), never reusing their numbers."""
+    from hisci.live.zmq_source import ZmqSource
+
+    with pytest.raises(InputError, match="unknown live.journal") as err:
+        parse_live({"zmq": {"frames": "tcp://127.0.0.1:5"}, "journal": "sometimes"})
+    assert err.value.problems[0].pointer == "/live/journal"
+    assert parse_live({"zmq": {"frames": "tcp://127.0.0.1:5"}}).journal == "always"
+    spool = tmp_path / "spool"
+    port = _free_port()
+    source = ZmqSource("frames", f"bind:tcp://127.0.0.1:{port}", spool, memory_bytes=100_000,
+                       journal="behind").start()
+    push = zmq.Context.instance().socket(zmq.PUSH)
+    push.connect(f"tcp://127.0.0.1:{port}")
+    messages = [os.urandom(40_000) for _ in range(5)]
+    for m in messages:
+        push.send(m)
+    _wait_for(lambda: source.counters.snapshot()["received"] == 5)
+    first = source.get(1.0)
+    assert first.seq == 1 and bytes(first.data) == messages[0]
+    counts = source.counters.snapshot()
+    assert counts["spooled"] == 3 and source.journal_bytes == 3 * (40_000 + 24)  # #1, #2 in memory; #3..#5 on disk
+    source.close()  # the process dies here: #1 finished (checkpoint 1), #2 was only in memory
+    push.close(0)
+    retry = ZmqSource("frames", f"bind:tcp://127.0.0.1:{_free_port()}", spool, memory_bytes=100_000,
+                      journal="behind", checkpoint=1, received=5).start()
+    try:
+        counts = retry.counters.snapshot()
+        assert counts["replayed"] == 3 and counts["lost"] == 1 and retry.next_seq == 6
+        items = [retry.get(1.0) for _ in range(3)]
+        assert [(i.seq, bytes(i.data)) for i in items] == [(3, messages[2]), (4, messages[3]), (5, messages[4])]
+    finally:
+        retry.close()

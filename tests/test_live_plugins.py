@@ -103,7 +103,8 @@ def test_nhit_zmq_stream_events_equal_the_offline_run_byte_for_byte(registry, tm
     offline = run_plugin(trigger, request, inputs={"hits": str(stream)}, output_dir=tmp_path / "offline")
     assert offline.ok, offline.error
     port = _free_port()
-    thread, box = _live_thread(trigger, request, tmp_path / "live",
+    # two trigger threads decide fragments side by side; the file is still written in order
+    thread, box = _live_thread(trigger, {"extra": {**request["extra"], "workers": 2}}, tmp_path / "live",
                                {"zmq": {"hits": f"bind:tcp://127.0.0.1:{port}"}, "idle": 30})
     push = zmq.Context.instance().socket(zmq.PUSH)
     push.connect(f"tcp://127.0.0.1:{port}")
@@ -216,7 +217,7 @@ def test_nhit_live_run_killed_mid_stream_resumes_from_the_journal_byte_for_byte(
     port, out = _free_port(), tmp_path / "live"
     cmd = [sys.executable, "-m", "hicli.main", "run", "nhit_trigger", "--live", "--zmq",
            f"hits=bind:tcp://127.0.0.1:{port}", "--idle", "60", "--set", "extra.threshold=10", "-o", str(out),
-           "--quiet"]
+           "--live-set", "journal=always", "--quiet"]  # write-ahead: every received message survives the kill
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     ctx = zmq.Context.instance()

@@ -40,3 +40,12 @@ def test_xas_lcf_fractions_append_per_spectrum_and_side_results_are_ignored():
 def test_unknown_results_are_counted_as_items():
     main, _, _, state = apply([_event(1, "frame", {"name": "a.bin"}), _event(2, "frame", {"name": "b.bin"})], {})
     assert state["kinds"] == ["generic:frame"] and main["data"][0]["y"] == [1, 2]
+
+
+def test_the_lag_line_shows_drops_and_crash_losses():
+    from dash_app.live_view import lag_text
+
+    text = lag_text({"sources": {"hits": {"received": 12, "processed": 9}}, "waiting": 3, "seconds_behind": 1.25,
+                     "dropped": 2, "lost": 1})
+    assert text == "hits: received 12, processed 9 · 3 waiting, 1.2 s behind · 2 DROPPED · 1 LOST in a crash"
+    assert "LOST" not in lag_text({"sources": {}, "waiting": 0, "seconds_behind": 0.0, "dropped": 0, "lost": 0})

@@ -8,13 +8,19 @@ import time
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from ..jobs import JobService, User
 
 bearer = HTTPBearer(auto_error=False, description="A token from `hicli user add NAME`")
 
 
-def get_service(request: Request) -> JobService:
+# Dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in the thread pool,
+# and those hops cost more CPU than the status page itself. Only a token the cache has not
+# seen goes to the database, in a thread.
+
+
+async def get_service(request: Request) -> JobService:
     return request.app.state.service
 
 
@@ -36,11 +42,18 @@ class TokenCache:
     def user(self, service: JobService, token: str | None) -> User | None:
         if not token:
             return None
+        cached = self.cached(token)
+        return cached if cached is not None else self.check(service, token)
+
+    def cached(self, token: str) -> User | None:
+        """The user of a token checked less than ``ttl`` seconds ago (no database)."""
+        hit = self._users.get(hashlib.sha256(token.encode()).hexdigest())
+        return hit[1] if hit is not None and time.monotonic() - hit[0] < self.ttl else None
+
+    def check(self, service: JobService, token: str) -> User | None:
+        """Authenticate against the database and remember the answer."""
         key = hashlib.sha256(token.encode()).hexdigest()
         now = time.monotonic()
-        hit = self._users.get(key)
-        if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
         user = service.users.authenticate(token)
         with self._lock:
             if user is None:
@@ -52,15 +65,29 @@ class TokenCache:
         return user
 
 
-def current_user(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
-                 service: JobService = Depends(get_service)) -> User:
+async def current_user(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+                       service: JobService = Depends(get_service)) -> User:
     """The bearer token's user. GET requests may use the web app's HttpOnly login cookie
     instead (file links in the browser); state-changing requests need the header (no CSRF)."""
-    token = credentials.credentials if credentials else None
+    return await request_user(request, service, credentials.credentials if credentials else None)
+
+
+async def request_user(request: Request, service: JobService, token: str | None = None) -> User:
+    """What ``current_user`` does, callable without FastAPI's dependency solving (the job
+    status and list pages, which browsers poll, call it directly: solving three dependencies
+    cost more CPU than the page). ``token`` defaults to the request's bearer token."""
+    if token is None:
+        scheme, _, value = (request.headers.get("authorization") or "").partition(" ")
+        token = value.strip() if scheme.lower() == "bearer" and value.strip() else None
     if token is None and request.method == "GET":
         token = request.cookies.get(COOKIE)
-    cache = getattr(request.app.state, "token_cache", None)
-    user = cache.user(service, token) if cache is not None else service.users.authenticate(token)
+    cache: TokenCache | None = getattr(request.app.state, "token_cache", None)
+    if not token:
+        user = None
+    elif cache is None:
+        user = await run_in_threadpool(service.users.authenticate, token)
+    else:
+        user = cache.cached(token) or await run_in_threadpool(cache.check, service, token)
     if user is None:
         raise HTTPException(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
     if user.worker and not request.url.path.rstrip("/").endswith("/workers/register"):

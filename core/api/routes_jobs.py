@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import zipfile
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from ..jobs import JobService, User
 from ..jobs.record import STATES
-from .auth import current_user, get_service
+from .auth import current_user, get_service, request_user
 from .errors import responses
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], responses=responses(401, 404, 413, 422, 503))
+#: The polled pages (status, list) resolve their user with ``request_user`` instead of a
+#: dependency; this documents the same bearer security in OpenAPI.
+BEARER = {"security": [{"HTTPBearer": []}]}
+T = TypeVar("T")
 STATUSES = f"^({'|'.join(STATES)})$"
 
 
@@ -43,32 +49,42 @@ def submit(body: SubmitBody, response: Response, service: JobService = Depends(g
     return record
 
 
-@router.get("", responses={200: {"description": "one page of job records",
-                                 "content": {"application/json": {"schema": {"type": "object"}}}}})
-def list_jobs(status: str | None = Query(None, pattern=STATUSES, description="one state"),
-              plugin: str | None = Query(None, max_length=200, description="exact plugin id"),
-              owner: str | None = Query(None, max_length=64, description="admins: one user's jobs"),
-              created_after: str | None = Query(None, max_length=40, description="ISO 8601 time"),
-              created_before: str | None = Query(None, max_length=40, description="ISO 8601 time"),
-              q: str | None = Query(None, max_length=200, description="text in the plugin id"),
-              parent: str | None = Query(None, max_length=32, description="the children of this job group"),
-              limit: int = Query(50, ge=1, le=500), cursor: str | None = Query(None, max_length=200),
-              service: JobService = Depends(get_service), user: User = Depends(current_user)) -> Response:
+@router.get("", openapi_extra=BEARER,
+            responses={200: {"description": "one page of job records",
+                             "content": {"application/json": {"schema": {"type": "object"}}}}})
+async def list_jobs(request: Request,
+                    status: str | None = Query(None, pattern=STATUSES, description="one state"),
+                    plugin: str | None = Query(None, max_length=200, description="exact plugin id"),
+                    owner: str | None = Query(None, max_length=64, description="admins: one user's jobs"),
+                    created_after: str | None = Query(None, max_length=40, description="ISO 8601 time"),
+                    created_before: str | None = Query(None, max_length=40, description="ISO 8601 time"),
+                    q: str | None = Query(None, max_length=200, description="text in the plugin id"),
+                    parent: str | None = Query(None, max_length=32, description="the children of this job group"),
+                    limit: int = Query(50, ge=1, le=500), cursor: str | None = Query(None, max_length=200)) -> Response:
     """Newest first; pass ``next_cursor`` as ``cursor`` for the next page (keyset pagination).
 
     Returns ``{"jobs": [...records], "limit", "next_cursor"}``."""
-    jobs, next_cursor = service.list_jobs(user, status, plugin, limit, cursor, owner=owner,
-                                          created_after=created_after, created_before=created_before,
-                                          q=q, parent=parent, as_json=True)
+    service: JobService = request.app.state.service
+    user = await request_user(request, service)
+    jobs, next_cursor = await index_read(request, lambda: service.list_jobs(
+        user, status, plugin, limit, cursor, owner=owner, created_after=created_after,
+        created_before=created_before, q=q, parent=parent, as_json=True))
     body = f'{{"jobs":[{",".join(jobs)}],"limit":{limit},"next_cursor":{json.dumps(next_cursor)}}}'
     return Response(body, media_type="application/json")
 
 
-@router.get("/{job_id}", responses={200: {"description": "the job record (job.json)",
-                                          "content": {"application/json": {"schema": {"type": "object"}}}}})
-def status(job_id: str, service: JobService = Depends(get_service),
-           user: User = Depends(current_user)) -> Response:
-    return json_response(service.get(user, job_id))
+@router.get("/{job_id}", openapi_extra=BEARER,
+            responses={200: {"description": "the job record (job.json)",
+                             "content": {"application/json": {"schema": {"type": "object"}}}}})
+async def status(job_id: str, request: Request) -> Response:
+    service: JobService = request.app.state.service
+    user = await request_user(request, service)
+    return json_response(await index_read(request, service.get, user, job_id))
+
+
+async def index_read(request: Request, read: Callable[..., T], *args: Any) -> T:
+    """``read(*args)`` on the app's small read pool, off the event loop."""
+    return await asyncio.get_running_loop().run_in_executor(request.app.state.read_pool, read, *args)
 
 
 def json_response(document: Any) -> Response:

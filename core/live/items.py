@@ -45,7 +45,7 @@ class Counters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.values: dict[str, int] = {"received": 0, "bytes": 0, "dropped": 0, "dropped_bytes": 0,
-                                       "spooled": 0, "replayed": 0, "rejected": 0}
+                                       "spooled": 0, "replayed": 0, "rejected": 0, "lost": 0}
 
     def add(self, **deltas: int) -> None:
         with self._lock:

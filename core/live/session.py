@@ -19,6 +19,8 @@ from .spec import LiveSpec
 STATE_DIR = "live"
 CHECKPOINT = "live/checkpoint.json"
 LAG_EVERY_S = 1.0
+#: A plugin's own commits (``LiveSession.commit``) reach the checkpoint file at most this often.
+CHECKPOINT_EVERY_S = 0.25
 
 
 class LiveSession:
@@ -56,9 +58,12 @@ class LiveSession:
         self._progress = progress
         self._stop = stop_event or threading.Event()
         self.stop_reason: str | None = None
-        self.checkpoint, self.states = self._read_checkpoint()
+        self.checkpoint, self.states, self._received = self._read_checkpoint()
         self.resumed = dict(self.checkpoint)
         self._manual: set[str] = set()
+        self._checkpoint_lock = threading.RLock()  # a plugin may commit from its own threads
+        self._written_at = 0.0  # time.monotonic() of the last checkpoint file write
+        self._unwritten = False  # a plugin commit not yet in the file
         self.events = EventLog(self.output_dir, sink)
         self.processed: dict[str, int] = {}
         self.skipped: dict[str, int] = {}
@@ -77,14 +82,15 @@ class LiveSession:
             self.log.info("live: resuming after %s", ", ".join(f"{k} #{v}" for k, v in self.resumed.items()))
 
     # -- setup ---------------------------------------------------------------------------------
-    def _read_checkpoint(self) -> tuple[dict[str, int], dict[str, Any]]:
+    def _read_checkpoint(self) -> tuple[dict[str, int], dict[str, Any], dict[str, int]]:
         import json
 
         path = self.output_dir / CHECKPOINT
         if not path.exists():
-            return {}, {}
+            return {}, {}, {}
         document = json.loads(path.read_text("utf-8"))
-        return ({k: int(v) for k, v in document.get("sources", {}).items()}, dict(document.get("states", {})))
+        return ({k: int(v) for k, v in document.get("sources", {}).items()}, dict(document.get("states", {})),
+                {k: int(v) for k, v in document.get("received", {}).items()})
 
     def _open_sources(self) -> None:
         from .folder import FolderSource
@@ -100,7 +106,8 @@ class LiveSession:
             self.sources[name] = ZmqSource(
                 name, address, self.state_dir / "spool",
                 memory_bytes=int(spec.memory_mb * 2**20), spool_bytes=int(spec.spool_mb * 2**20),
-                end=spec.zmq_end.encode(), checkpoint=self.checkpoint.get(name, 0), logger=self.log)
+                end=spec.zmq_end.encode(), checkpoint=self.checkpoint.get(name, 0), journal=spec.journal,
+                received=self._received.get(name, 0), logger=self.log)
         for name, bspec in spec.bluesky.items():
             from .bluesky_source import BlueskySource
 
@@ -128,6 +135,7 @@ class LiveSession:
             item = source.get(timeout=min(0.2, self.idle or 0.2))
             self.report()
             if item is None:
+                self._write_late_commits()
                 continue
             if item.seq <= self.checkpoint.get(source.name, 0):
                 self.skipped[source.name] = self.skipped.get(source.name, 0) + 1
@@ -141,21 +149,37 @@ class LiveSession:
         (None on a fresh run)."""
         return self.states.get(name)
 
-    def commit(self, name: str, seq: int, state: Any = None) -> None:
+    def commit(self, name: str, seq: int, state: Any = None, *, force: bool = False) -> None:
         """Checkpoint source ``name`` at ``seq`` with the plugin's resume ``state`` (JSON).
 
         From the first call on, the session no longer checkpoints that source by itself: a
         retry replays every item after ``seq`` and the plugin reads ``resume_state(name)``.
-        Call it only once the outputs up to ``seq`` are written (flushed)."""
-        self._manual.add(name)
-        self.checkpoint[name] = int(seq)
-        self.states[name] = state
-        self._write_checkpoint()
-        self.sources[name].commit(int(seq))
+        Call it only once the outputs up to ``seq`` are written (flushed). The checkpoint
+        file is written at most every ``CHECKPOINT_EVERY_S`` (``force``: now) and when the
+        session closes; the source frees its items (journal) only once the file holds them,
+        so a retry after a crash replays from the last written commit, never past it."""
+        with self._checkpoint_lock:
+            self._manual.add(name)
+            self.checkpoint[name] = int(seq)
+            self.states[name] = state
+            self._unwritten = True
+            if force or time.monotonic() - self._written_at >= CHECKPOINT_EVERY_S:
+                self._write_checkpoint()
 
     def _write_checkpoint(self) -> None:
-        write_json(self.output_dir / CHECKPOINT, {"sources": self.checkpoint, "states": self.states,
-                                                  "time": time.time()})
+        with self._checkpoint_lock:
+            received = {name: source.received for name, source in self.sources.items()
+                        if hasattr(source, "received")}
+            write_json(self.output_dir / CHECKPOINT, {"sources": self.checkpoint, "states": self.states,
+                                                      "received": received, "time": time.time()})
+            self._written_at, self._unwritten = time.monotonic(), False
+            for name in self._manual:  # what the file now holds may leave the sources
+                self.sources[name].commit(self.checkpoint[name])
+
+    def _write_late_commits(self) -> None:
+        """While no item comes, the plugin's last commits reach the file without waiting."""
+        if self._unwritten and time.monotonic() - self._written_at >= CHECKPOINT_EVERY_S:
+            self._write_checkpoint()
 
     def publish(self, name: str, data: Any) -> None:
         """Publish one result (small JSON data or arrays) for the live page."""
@@ -195,9 +219,11 @@ class LiveSession:
         self.processed[item.source] = self.processed.get(item.source, 0) + 1
         self.current = None
         if item.source in self._manual:
+            self._write_late_commits()
             return
-        self.checkpoint[item.source] = item.seq
-        self._write_checkpoint()
+        with self._checkpoint_lock:
+            self.checkpoint[item.source] = item.seq
+            self._write_checkpoint()
         self.sources[item.source].commit(item.seq)
 
     def lag(self) -> dict[str, Any]:
@@ -210,7 +236,8 @@ class LiveSession:
                          "processed": self.processed.get(name, 0), **source.counters.snapshot()}
         return {"waiting": sum(p["waiting"] for p in per.values()),
                 "seconds_behind": max((p["seconds_behind"] for p in per.values()), default=0.0),
-                "dropped": sum(p["dropped"] for p in per.values()), "sources": per}
+                "dropped": sum(p["dropped"] for p in per.values()), "lost": sum(p["lost"] for p in per.values()),
+                "sources": per}
 
     def report(self, force: bool = False) -> None:
         """A ``lag`` event and a progress message, at most once a second."""
@@ -225,6 +252,8 @@ class LiveSession:
             message = f"live: {done} done, {lag['waiting']} waiting, {lag['seconds_behind']:.1f} s behind"
             if lag["dropped"]:
                 message += f", {lag['dropped']} DROPPED"
+            if lag["lost"]:
+                message += f", {lag['lost']} LOST in a crash"
             self._progress(min(fraction, 0.99), message)
 
     def summary(self) -> dict[str, Any]:
@@ -235,7 +264,7 @@ class LiveSession:
         latency = np.asarray(self._latency) if self._latency else None
         return {
             "stop": self.stop_reason, "seconds": round(time.time() - self.started, 3),
-            "processed": sum(self.processed.values()), "dropped": lag["dropped"],
+            "processed": sum(self.processed.values()), "dropped": lag["dropped"], "lost": lag["lost"],
             "waiting_at_stop": lag["waiting"], "checkpoint": dict(self.checkpoint),
             "resumed_after": self.resumed, "skipped_on_resume": self.skipped,
             "latency_s": None if latency is None else {
@@ -245,6 +274,8 @@ class LiveSession:
         }
 
     def close(self) -> None:
+        if getattr(self, "_unwritten", False):
+            self._write_checkpoint()  # the plugin's threads are done: its last commit is final
         for source in self.sources.values():
             source.close()
         if hasattr(self, "events"):

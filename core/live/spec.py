@@ -9,6 +9,7 @@ from typing import Any
 from ..errors import InputError
 
 COMPLETION = ("auto", "settle", "marker", "swmr")
+JOURNAL = ("always", "behind")
 ZMQ_KINDS = ("pull", "sub")
 
 
@@ -51,6 +52,7 @@ class LiveSpec:
     memory_mb: float = 256.0
     spool_mb: float = 4096.0
     zmq_end: str = ""
+    journal: str = "always"
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -154,6 +156,12 @@ def parse_live(raw: dict[str, Any] | LiveSpec, inputs: tuple[str, ...] = ()) -> 
     for key in ("pattern", "zmq_end"):
         if raw.get(key) is not None:
             setattr(spec, key, str(raw[key]))
+    if raw.get("journal") is not None:
+        if raw["journal"] not in JOURNAL:
+            raise _error("unknown live.journal", "/journal", raw["journal"],
+                         "always (every ZeroMQ message on disk before it is processed) or behind (only the "
+                         "backlog over memory_mb)")
+        spec.journal = raw["journal"]
     if raw.get("completion") is not None:
         if raw["completion"] not in COMPLETION:
             raise _error("unknown live.completion", "/completion", raw["completion"], f"one of {COMPLETION}")

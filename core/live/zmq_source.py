@@ -1,8 +1,10 @@
 """ZeroMQ source: messages from a PULL (no loss: PUSH blocks at the high-water mark) or SUB
-socket. Every message is appended to an on-disk journal (bounded; over the limit a message
-is dropped, counted, never silent) before it is handed on, and kept in memory up to a budget
-(beyond it, read back from the journal). A retry replays the journal's entries after the
-checkpoint before it reads the socket."""
+socket, kept in memory up to a budget and written to an on-disk journal (bounded; over the
+limit a message is dropped, counted, never silent): every message before it is handed on
+(``journal="always"``), or only those over the memory budget (``"behind"``: the backlog
+spills to disk when processing falls behind). A retry replays the journal's entries after
+the checkpoint before it reads the socket; in ``"behind"`` mode the messages that were only
+in memory at a crash are counted as ``lost`` when the checkpoint had seen them."""
 
 from __future__ import annotations
 
@@ -38,14 +40,20 @@ class ZmqSource(Source):
     memory_bytes, spool_bytes : the in-memory backlog and the on-disk journal budgets.
     checkpoint : the last finished sequence number of a previous run; the journal's later
         entries are replayed first (counted as ``replayed``).
+    journal : ``always`` (write-ahead: every message on disk before it is processed) or
+        ``behind`` (only messages over ``memory_bytes`` go to disk).
+    received : the last sequence number a previous run had received when it wrote its
+        checkpoint; those after ``checkpoint`` missing from the journal were lost in a crash.
     """
 
     def __init__(self, name: str, address: str, journal_dir: Path, *, memory_bytes: int = 256 << 20,
-                 spool_bytes: int = 4 << 30, end: bytes = b"", checkpoint: int = 0, logger=None) -> None:
+                 spool_bytes: int = 4 << 30, end: bytes = b"", checkpoint: int = 0, journal: str = "always",
+                 received: int = 0, logger=None) -> None:
         super().__init__(name, checkpoint + 1, logger)
         zmq = _zmq()
         self.kind, bind, self.url = zmq_endpoint(address)
         self.memory_bytes, self.end = int(memory_bytes), end
+        self.write_ahead = journal == "always"
         self._memory = 0
         # (seq, frame or None, journal reference or None, arrival)
         self._frames: deque[tuple[int, object, object, float]] = deque()
@@ -61,6 +69,13 @@ class ZmqSource(Source):
         if self._frames:
             self.log.info("live.zmq.%s: replaying %d received messages (#%d..#%d) from the journal", name,
                           len(self._frames), self._frames[0][0], self._frames[-1][0])
+        lost = set(range(checkpoint + 1, max(received, self.next_seq - 1) + 1)) - {f[0] for f in self._frames}
+        if lost:  # held only in memory ("behind" mode) when the previous run died
+            self.next_seq = max(self.next_seq, received + 1)
+            self.counters.add(lost=len(lost))
+            self.log.warning("live.zmq.%s: %d messages received before the crash were not in the journal and "
+                             "are LOST (#%d..#%d); journal=always writes every message first", name, len(lost),
+                             min(lost), max(lost))
         self.peak_waiting = len(self._frames)
         self._ctx = zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.PULL if self.kind == "pull" else zmq.SUB)
@@ -76,6 +91,7 @@ class ZmqSource(Source):
         if self._ended_by_replay:  # the end-of-run already arrived before the crash
             return False
         if not self._poller.poll(100):
+            self._journal.trim(self._committed)
             return None
         zmq = _zmq()
         while True:
@@ -94,8 +110,12 @@ class ZmqSource(Source):
 
     def _store(self, seq: int, frame, data, now: float) -> None:
         size = len(data)
-        ref = self._journal.append(data, seq, now)  # on disk before anyone processes it
-        with self._cond:
+        with self._cond:  # only this thread adds to the memory held: a fit stays a fit
+            fits = self._memory + size <= self.memory_bytes
+        ref = None
+        if self.write_ahead or not fits:
+            self._journal.trim(self._committed)  # finished segments go first, making room
+            ref = self._journal.append(data, seq, now)  # on disk before anyone processes it
             if ref is None:
                 self.counters.add(dropped=1, dropped_bytes=size)
                 dropped = self.counters.values["dropped"]
@@ -103,7 +123,8 @@ class ZmqSource(Source):
                     self.log.warning("live.zmq.%s: backlog over the journal's %d MB: dropped %d messages",
                                      self.name, self._journal.limit >> 20, dropped)
                 return
-            if self._memory + size <= self.memory_bytes:
+        with self._cond:
+            if fits:
                 self._memory += size
             else:  # over the memory budget: read back from the journal when its turn comes
                 frame = None
@@ -129,9 +150,14 @@ class ZmqSource(Source):
         return LiveItem(seq, self.name, data=data, arrived=arrived, last=last, meta={"size": len(data)})
 
     def commit(self, seq: int) -> None:
-        """Every message up to ``seq`` is finished: its journal segments may go."""
+        """Every message up to ``seq`` is finished: its journal segments may go (the receiver
+        thread deletes them between messages, off the plugin's path)."""
         self._committed = max(self._committed, seq)
-        self._journal.trim(self._committed)
+
+    @property
+    def received(self) -> int:
+        """The last sequence number received (recorded with each checkpoint)."""
+        return self.next_seq - 1
 
     @property
     def journal_bytes(self) -> int:

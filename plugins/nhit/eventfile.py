@@ -75,17 +75,18 @@ def encode_file_header(*, run_number: int, start_ns: int, end_ns: int, name: str
 
 
 def encode_events(block: EventBlock, *, first_number: int, type_tag: int,
-                  stream_flag: int = 0) -> bytes:
+                  stream_flag: int = 0) -> np.ndarray:
     """Serialise the events of ``block``, numbered from ``first_number``.
 
     Returns
     -------
-    bytes
-        ``len(block)`` events, each header + hits, back to back.
+    ndarray of uint8
+        ``len(block)`` events, each header + hits, back to back (written as it is: a
+        buffer, no copy to bytes).
     """
     n_ev = len(block)
     if n_ev == 0:
-        return b""
+        return np.empty(0, np.uint8)
     heads = np.zeros(n_ev, EVENT_HEADER_DTYPE)
     heads["marker"] = EVENT_MARKER
     heads["header_length"] = EVENT_HEADER_SIZE
@@ -105,7 +106,7 @@ def encode_events(block: EventBlock, *, first_number: int, type_tag: int,
         hit_off = offsets[event_of_hit] + EVENT_HEADER_SIZE + HIT_DTYPE.itemsize * rank
         rec = np.ascontiguousarray(block.hits, HIT_DTYPE).view(np.uint8).reshape(-1, 16)
         out[(hit_off[:, None] + np.arange(HIT_DTYPE.itemsize)).ravel()] = rec.ravel()
-    return out.tobytes()
+    return out
 
 
 class EventFileWriter:

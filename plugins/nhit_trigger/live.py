@@ -3,15 +3,20 @@ README) are triggered as they arrive; events are written in fragment order as so
 are decided, so the event file equals the offline run of the same stream byte for byte.
 
 A fragment is decided when the next message arrives (the last fragment closes open events
-at the stream's end, and only the end-of-run message says which one is last). So after each
-message the run commits the checkpoint of the message before it (the fragment in hand is not
-decided yet) with the event file's flushed size and the counts; a retry cuts the partial
-event file back to that size and the source replays its journal from the fragment in hand.
+at the stream's end, and only the end-of-run message says which one is last). Decided
+fragments are triggered by a pool of threads (the numba kernels release the GIL), at most
+``depth`` at a time, and written in order; after each write the run commits the checkpoint
+of that fragment's message with the event file's flushed size and the counts through it.
+A retry cuts the partial event file back to that size and the source replays its journal
+from the next message.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -22,24 +27,40 @@ from hisci.builtin_plugins.nhit.config import load_config, whole_number
 from hisci.builtin_plugins.nhit.eventfile import EventFileWriter, encode_file_header
 from hisci.builtin_plugins.nhit.hitstream import STREAM_HEADER_DTYPE
 from hisci.builtin_plugins.nhit.pipeline import EventStats, warm_up
-from hisci.builtin_plugins.nhit.trigger import BufferPool, process_fragment
+from hisci.builtin_plugins.nhit.trigger import BufferPool, EventBlock, process_fragment
 
 OUTPUT_NAME = "events.dat"
 PUBLISH_EVERY_S = 0.5
 #: The end time in the partial file's header until the run's stop is known (rewritten then),
 #: so the partial file reads back as a valid event file on a resume.
 OPEN_END_NS = 2**63 - 1
+_COUNTS = ("fragments", "hits", "bytes", "next_index", "missing", "last_end_ns")
+
+
+class _Fragment:
+    """A received fragment: where it lies, its message, and the run's counts through it."""
+
+    __slots__ = ("index", "begin", "end", "message", "seq", "counts")
+
+    def __init__(self, index: int, begin: int, end: int, message, seq: int, counts: dict) -> None:
+        self.index, self.begin, self.end, self.message, self.seq, self.counts = index, begin, end, message, seq, counts
 
 
 class _Run:
-    """State of one live run: the header, the fragment waiting for its successor, counts."""
+    """State of one live run: the header, the fragment waiting for its successor, the
+    fragments being triggered, counts."""
 
-    def __init__(self, ctx, config, run_number: int) -> None:
+    def __init__(self, ctx, config, run_number: int, workers: int) -> None:
         self.ctx, self.config, self.run_number = ctx, config, run_number
         self.header = None
         self.writer: EventFileWriter | None = None
-        self.pending: tuple | None = None
-        self.pool = BufferPool()
+        self.pending: _Fragment | None = None
+        self.inflight: deque[list] = deque()  # [fragment, block or None], in fragment order
+        self.depth = workers + 1
+        self._cond = threading.Condition()
+        self.error: BaseException | None = None
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="nhit-live") if workers > 1 else None
+        self._local = threading.local()
         self.stats = EventStats()
         self.fragments = self.hits = self.bytes = 0
         self.missing: list[int] = []
@@ -52,13 +73,15 @@ class _Run:
     def _part(self):
         return self.ctx.output_dir / "live" / f"{OUTPUT_NAME}.part"
 
-    def state(self) -> dict:
-        """What a retry needs: the file's flushed size and events, the counts (the fragment in
-        hand, not decided yet, is not in them: the retry receives it again)."""
-        return {"header": self.header, "file_bytes": self.writer.bytes if self.writer else 0,
-                "events": self.writer.events if self.writer else 0, "fragments": self.fragments,
-                "hits": self.hits, "bytes": self.bytes, "next_index": self.next_index,
+    def _counts(self) -> dict:
+        return {"fragments": self.fragments, "hits": self.hits, "bytes": self.bytes, "next_index": self.next_index,
                 "missing": list(self.missing), "last_end_ns": self.last_end_ns}
+
+    def state(self, counts: dict | None = None) -> dict:
+        """What a retry needs: the header, the file's flushed size and events, and the counts
+        through the last written fragment (``counts``; the run's own when None)."""
+        return {"header": self.header, "file_bytes": self.writer.bytes if self.writer else 0,
+                "events": self.writer.events if self.writer else 0, **(counts or self._counts())}
 
     def resume(self, state: dict) -> None:
         """Continue a crashed run from its committed ``state``."""
@@ -76,14 +99,14 @@ class _Run:
         self.ctx.logger.info("live hits: resuming at fragment %d with %d events written", self.next_index,
                              state["events"])
 
-    def commit(self, seq: int) -> None:
-        """Checkpoint: everything before the fragment in hand is in the (flushed) file."""
-        if self.writer is not None:
-            self.writer.flush()
-        if self.pending is not None:
-            self.ctx.live.commit("hits", self.pending[4] - 1, self._before)
-        else:
-            self.ctx.live.commit("hits", seq, self.state())
+    def settled(self, seq: int) -> None:
+        """Message ``seq`` (not a fragment) is handled: checkpoint it when nothing before it is
+        still undecided."""
+        with self._cond:
+            if self.pending is None and not self.inflight:
+                if self.writer is not None:
+                    self.writer.flush()
+                self.ctx.live.commit("hits", seq, self.state())
 
     def start(self, message) -> None:
         if self.header is not None:
@@ -103,7 +126,6 @@ class _Run:
         index = int(head["index"])
         if self.pending is not None:
             self._decide(last=False)
-        self._before = self.state()  # the committed state: this fragment is not decided yet
         expected = self.next_index
         if index != expected:
             self.missing.extend(range(expected, index))
@@ -112,24 +134,88 @@ class _Run:
         self.hits += len(hits)
         self.bytes += len(message)
         self.next_index = index + 1
-        self.pending = (index, int(head["begin_ns"]), int(head["end_ns"]), message, seq)
+        end = int(head["end_ns"])
+        self.pending = _Fragment(index, int(head["begin_ns"]), end, message, seq,
+                                 {**self._counts(), "last_end_ns": end})
 
     def finish(self, message) -> None:
         self.end = wire.decode_end(message)
         self.bytes += len(message)
         if self.pending is not None:
             self._decide(last=True)
+        self.drain()
+
+    def _trigger(self, fragment: _Fragment, last: bool) -> EventBlock:
+        pool = getattr(self._local, "pool", None)
+        if pool is None:
+            pool = self._local.pool = BufferPool()
+        _head, hits = wire.decode_fragment(fragment.message)
+        return process_fragment(hits, self.config, begin_ns=fragment.begin, end_ns=fragment.end,
+                                overlap_ns=self.header["overlap_ns"], first=fragment.index == 0, last=last, pool=pool)
 
     def _decide(self, last: bool) -> None:
-        index, begin, end, message, _seq = self.pending
-        _head, hits = wire.decode_fragment(message)
-        block = process_fragment(hits, self.config, begin_ns=begin, end_ns=end,
-                                 overlap_ns=self.header["overlap_ns"], first=index == 0, last=last, pool=self.pool)
-        self.writer.write(block)
-        self.stats.add(block)
-        self.last_end_ns = end
-        self.pending = None
+        """Trigger the pending fragment (in the pool, or here with one worker); at most
+        ``depth`` fragments wait to be written."""
+        fragment, self.pending = self.pending, None
+        entry: list = [fragment, None]  # [fragment, its EventBlock (or the error) once triggered]
+        with self._cond:
+            self.inflight.append(entry)
+        if self._pool is None:
+            self._done(entry, self._trigger, fragment, last)
+        else:
+            self._pool.submit(self._done, entry, self._trigger, fragment, last)
+        with self._cond:
+            while len(self.inflight) > self.depth and self.error is None:
+                self._cond.wait()
+        self._raise()
         self._publish()
+
+    def _done(self, entry: list, trigger, fragment: _Fragment, last: bool) -> None:
+        """Trigger one fragment, then write every fragment ready at the head of the line."""
+        try:
+            block = trigger(fragment, last)
+        except BaseException as exc:  # noqa: BLE001 - raised in the run's thread by _raise
+            block = exc
+        with self._cond:
+            entry[1] = block
+            try:
+                self._write_ready()
+            except BaseException as exc:  # noqa: BLE001
+                self.error = self.error or exc
+            self._cond.notify_all()
+
+    def _write_ready(self) -> None:
+        """(Holding the lock) write the triggered fragments in order and commit the last one."""
+        written = None
+        while self.inflight and self.inflight[0][1] is not None and self.error is None:
+            fragment, block = self.inflight[0]
+            if isinstance(block, BaseException):
+                self.error = block
+                break
+            self.inflight.popleft()
+            self.writer.write(block)
+            self.stats.add(block)
+            self.last_end_ns = max(self.last_end_ns, fragment.end)
+            written = fragment
+        if written is not None:
+            self.writer.flush()
+            self.ctx.live.commit("hits", written.seq, self.state(written.counts))
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def drain(self) -> None:
+        """Wait until every triggered fragment is written."""
+        with self._cond:
+            while self.inflight and self.error is None:
+                self._cond.wait()
+        self._raise()
+
+    def close(self) -> None:
+        """Stop the trigger threads (what they were doing is dropped: the retry redoes it)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _publish(self, force: bool = False) -> None:
         now = time.perf_counter()
@@ -147,12 +233,16 @@ class _Run:
 
 
 def run_live(ctx) -> dict:
-    """Trigger fragments from the live source ``hits`` until the end-of-run message."""
+    """Trigger fragments from the live source ``hits`` until the end-of-run message.
+
+    ``extra.workers`` threads (0: ``ctx.threads``, the job's cores) trigger decided
+    fragments side by side while the source thread receives."""
     config = load_config(ctx)
     with ctx.field("run_number") as text:
         run_number = whole_number(text)
+    workers = int(ctx.params["extra"].get("workers") or 0) or ctx.threads
     warm_up()  # compile the kernels before the first fragment, not while the stream backs up
-    run = _Run(ctx, config, run_number)
+    run = _Run(ctx, config, run_number, max(1, workers))
     state = ctx.live.resume_state("hits")
     if state:
         run.resume(state)
@@ -162,7 +252,8 @@ def run_live(ctx) -> dict:
             kind, seq = wire.kind(item.data), item.seq
             if kind == "fragment":
                 run.fragment(item.data, item.seq)
-            elif kind == "start":
+                continue
+            if kind == "start":
                 run.start(item.data)
             elif kind == "end":
                 run.finish(item.data)
@@ -171,20 +262,23 @@ def run_live(ctx) -> dict:
                 unknown += 1
                 ctx.logger.warning("live hits: message %d is not a start, fragment or end message "
                                    "(first bytes %r); skipped", item.seq, bytes(item.data[:8]))
-            run.commit(item.seq)
+            run.settled(item.seq)
         if run.writer is None:
             return {"fragments_received": 0, "events": 0, "complete": False, "note": "no start-of-run message"}
         if run.pending is not None:  # stopped (cancel, idle) before the end: the last fragment closes the run
             run._decide(last=True)
+        run.drain()
         stop_ns = run.end["stop_ns"] if run.end else run.last_end_ns
         path = run.writer.close()
         _rewrite_end(path, run, stop_ns)
         if seq is not None:  # all finished: the journal may go
-            ctx.live.commit("hits", seq, None)
+            ctx.live.commit("hits", seq, None, force=True)
     except BaseException:
+        run.close()
         if run.writer is not None:  # keep the partial file for a retry that resumes the checkpoint
             run.writer.suspend()
         raise
+    run.close()
     run._publish(force=True)
     return _summary(ctx, run, config, stop_ns, unknown)
 
