@@ -86,8 +86,8 @@ def bench_ct(tmp: Path, cols: int, angles: int, rows: int) -> dict:
     path = write_data_exchange(tmp / "scan.h5", scan["projections"], scan["flats"], scan["darks"],
                                scan["theta_deg"])
     from hisci.builtin_plugins.ct_recon import fourier
-    from hisci.threads import usable_cores
     from hisci.storage import sha256
+    from hisci.threads import usable_cores
 
     warm("ct_recon", tmp)
     _, hash_s = timed(lambda: sha256(path))  # the record's input checksum, once for all runs
