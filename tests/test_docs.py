@@ -45,6 +45,6 @@ def test_hicli_jobs_options_match_the_list_filters_and_are_documented() -> None:
 
     command = cli.get_command(None, "jobs")
     options = {o for p in command.params for o in p.opts if o.startswith("--")}
-    filters = [name for name in inspect.signature(list_jobs).parameters if name not in ("service", "user")]
+    filters = [name for name in inspect.signature(list_jobs).parameters if name != "request"]
     assert {f"--{f.replace('_', '-')}" for f in filters} <= options
     assert [o for o in sorted(options) if o not in README] == []
