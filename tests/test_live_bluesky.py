@@ -80,14 +80,21 @@ def test_bluesky_scans_are_fitted_on_their_stop_documents(proxy, tmp_path):
     spectrum = dict(zip(("E", "mu"), _xdi(files[0])))
     mu = SynSignal(func=lambda: float(np.interp(energy.readback.get(), spectrum["E"], spectrum["mu"])), name="mu")
     RE = RunEngine({})
-    RE.subscribe(Publisher(f"localhost:{in_port}"))
+    # closed explicitly: a garbage-collected zmq.Context with a live socket blocks gc forever
+    # (its sockets' weak references are cleared before its __del__ runs term())
+    publisher = Publisher(f"localhost:{in_port}")
+    RE.subscribe(publisher)
     time.sleep(0.5)
-    for k, path in enumerate(files):
-        spectrum["E"], spectrum["mu"] = _xdi(path)
-        RE(bp.list_scan([mu], energy, list(spectrum["E"]), md={"sample": path.stem, "element": "Au", "edge": "L3"}))
-        if k == 0:
-            RE(bp.count([mu], 3, md={"sample": "alignment"}))  # not a list_scan: filtered out
-    job.join(120)
+    try:
+        for k, path in enumerate(files):
+            spectrum["E"], spectrum["mu"] = _xdi(path)
+            RE(bp.list_scan([mu], energy, list(spectrum["E"]),
+                            md={"sample": path.stem, "element": "Au", "edge": "L3"}))
+            if k == 0:
+                RE(bp.count([mu], 3, md={"sample": "alignment"}))  # not a list_scan: filtered out
+        job.join(120)
+    finally:
+        publisher.close()
     result = box["r"]
     assert result.ok, result.error
     assert result.summary["spectra"] == 2 and result.record["live"]["stop"] == "until 2 items"

@@ -43,11 +43,6 @@ def test_pdf_live_frames_become_gr_and_match_the_batch_run(registry, tmp_path):
     del request["data"]["image"]
     for entry in request["data"].values():
         entry["link"] = str(BUILTIN / "pdf" / entry["link"])
-    # pyFAI is imported here, in the main thread, as a worker's work horse would: its first
-    # import from a side thread can deadlock on the import lock after bluesky's test ran.
-    from hisci.builtin_plugins.pdf.integration import load_geometry
-
-    load_geometry(request["data"]["poni"]["link"])
     box: dict = {}
     thread = threading.Thread(target=lambda: box.setdefault("r", run_plugin(
         pdf, request, output_dir=out, live={"watch": {"image": str(folder)}, "until": 3, "settle": 0.1,
