@@ -126,3 +126,18 @@ def test_users_json_moves_into_the_database(tmp_path, database_url) -> None:
     assert store.list()[0].name == "carol" and store.list()[0].admin and store.list()[0].id == "u-7"
     assert not (tmp_path / "users.json").exists() and (tmp_path / "users.json.migrated").exists()
     assert store.authenticate("wrong") is None
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/jobs/%00", "/api/v1/jobs/owners.json", "/api/v1/jobs/users.json", "/api/v1/jobs/..%2F..%2Fetc",
+    "/api/v1/jobs/" + "a" * 5000, "/api/v1/jobs?limit=1e999", "/api/v1/jobs?limit=NaN", "/api/v1/jobs?limit=0",
+    "/api/v1/jobs?cursor=%00", "/api/v1/jobs?cursor=" + "z" * 300, "/api/v1/jobs?status=%00",
+    "/api/v1/jobs?created_after=NaN", "/api/v1/jobs?q=%00",
+])
+def test_polled_pages_refuse_odd_input_with_a_4xx(api, tokens, path) -> None:
+    """The async status and list pages, on SQLite and PostgreSQL: never a 500, always the
+    one error shape (PostgreSQL refuses a NUL in text, so NULs stop at the boundary)."""
+    answer = api.get(path, headers=bearer(tokens.alice))
+    assert 400 <= answer.status_code < 500, (path, answer.status_code, answer.text[:200])
+    error = answer.json()["error"]
+    assert set(error) >= {"code", "message", "problems"} and error["message"]

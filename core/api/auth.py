@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from typing import Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -39,11 +40,12 @@ class TokenCache:
         self._users: dict[str, tuple[float, User]] = {}
         self._lock = threading.Lock()
 
-    def user(self, service: JobService, token: str | None) -> User | None:
+    async def user(self, service: JobService, token: str | None) -> User | None:
+        """The token's user (None for no or a wrong token): from the cache, else from the
+        database in a thread, off the event loop."""
         if not token:
             return None
-        cached = self.cached(token)
-        return cached if cached is not None else self.check(service, token)
+        return self.cached(token) or await run_in_threadpool(self.check, service, token)
 
     def cached(self, token: str) -> User | None:
         """The user of a token checked less than ``ttl`` seconds ago (no database)."""
@@ -65,6 +67,11 @@ class TokenCache:
         return user
 
 
+def token_cache(app: Any) -> TokenCache:
+    """The API app's one token cache (``create_app`` makes it)."""
+    return app.state.token_cache
+
+
 async def current_user(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
                        service: JobService = Depends(get_service)) -> User:
     """The bearer token's user. GET requests may use the web app's HttpOnly login cookie
@@ -81,13 +88,7 @@ async def request_user(request: Request, service: JobService, token: str | None 
         token = value.strip() if scheme.lower() == "bearer" and value.strip() else None
     if token is None and request.method == "GET":
         token = request.cookies.get(COOKIE)
-    cache: TokenCache | None = getattr(request.app.state, "token_cache", None)
-    if not token:
-        user = None
-    elif cache is None:
-        user = await run_in_threadpool(service.users.authenticate, token)
-    else:
-        user = cache.cached(token) or await run_in_threadpool(cache.check, service, token)
+    user = await token_cache(request.app).user(service, token)
     if user is None:
         raise HTTPException(401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"})
     if user.worker and not request.url.path.rstrip("/").endswith("/workers/register"):

@@ -1,5 +1,8 @@
 """Request limits, checked before a body is read (a pure ASGI middleware).
 
+- Any request under /api/v1 with a NUL character in its path is 404 (nothing is named so),
+  in its query string 422: PostgreSQL refuses NULs in text, so they stop here, not as a 500.
+
 - ``POST /api/v1/uploads``: the bearer token is checked first (an unauthenticated upload is
   answered 401 without reading its body), and a Content-Length over the upload limit is 413.
 - Any other body under /api/v1: at most ``HISCI_MAX_REQUEST_MB`` (default 2), counted as it
@@ -13,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..jobs import JobService
+from .auth import token_cache
 from .errors import error_body
 
 Scope = dict[str, Any]
@@ -45,7 +49,15 @@ class RequestLimits:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or scope["method"] not in BODY_METHODS or not path.startswith(self.prefix):
+        if scope["type"] != "http" or not path.startswith(self.prefix):
+            return await self.app(scope, receive, send)
+        if "\x00" in path:  # no job, file or plugin is named so
+            return await _answer(send, 404, "not_found", "nothing here: a path with a NUL character (%00)")
+        query = scope.get("query_string") or b""
+        if b"\x00" in query or b"%00" in query:
+            return await _answer(send, 422, "malformed_request", "a NUL character (%00) in the query string; "
+                                 "ids, cursors and filters never hold one")
+        if scope["method"] not in BODY_METHODS:
             return await self.app(scope, receive, send)
         settings = self.service.settings
         length = _header(scope, b"content-length")
@@ -53,7 +65,7 @@ class RequestLimits:
         if path.rstrip("/") == f"{self.prefix}/uploads":
             auth = _header(scope, b"authorization") or ""
             token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-            if self.service.users.authenticate(token) is None:
+            if await token_cache(scope["app"]).user(self.service, token) is None:
                 return await _answer(send, 401, "unauthorized", "missing or invalid bearer token",
                                      [(b"www-authenticate", b"Bearer")])
             limit = int(settings.upload_limit_mb * 2**20) + MULTIPART_SLACK
