@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from typing import Any
 
@@ -45,37 +44,3 @@ class EventStream:
                         **json.loads(decoded["data"])})
         return out
 
-
-class Heartbeat:
-    """Keeps ``hisci:heartbeat:<job>`` alive while the job runs (a daemon thread)."""
-
-    def __init__(self, redis: Redis, job_id: str, ttl: float) -> None:
-        self.redis, self.key, self.ttl = redis, keys.heartbeat(job_id), ttl
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{job_id}")
-
-    def _beat(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.redis.set(self.key, time.time(), px=int(self.ttl * 1000))
-            except RedisError:
-                pass  # Redis restarting: the next beat re-creates the key
-            self._stop.wait(self.ttl / 4)
-
-    def start(self) -> Heartbeat:
-        """The first beat is synchronous, so the key exists before the job is marked running
-        (the reaper never sees a running job without a heartbeat that was not lost)."""
-        try:
-            self.redis.set(self.key, time.time(), px=int(self.ttl * 1000))
-        except RedisError:
-            pass
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        try:
-            self.redis.delete(self.key)
-        except RedisError:
-            pass

@@ -10,18 +10,13 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
 
 from . import keys
-
-
-def beat(redis: Redis, worker_name: str, queues: list[str], ttl: float, **info: Any) -> None:
-    """One heartbeat of ``worker_name`` serving ``queues`` (expires after ``ttl`` seconds)."""
-    redis.set(keys.worker_alive(worker_name), json.dumps({"queues": queues, "time": time.time(), **info}),
-              px=max(int(ttl * 1000), 1))
 
 
 def live_worker_names(redis: Redis, queue: str | None = None) -> list[str]:
@@ -42,32 +37,53 @@ def live_worker_names(redis: Redis, queue: str | None = None) -> list[str]:
     return sorted(names)
 
 
-class WorkerBeat:
-    """A daemon thread that beats every ``ttl / 4`` seconds until ``stop()`` (a Redis outage
-    only skips beats: the first beat after Redis returns re-creates the key)."""
+class Heartbeat:
+    """Keeps a Redis key alive while its owner lives: a daemon thread sets it, with ``ttl``
+    seconds to live, every ``ttl / 4`` seconds until ``stop()``, which deletes it. The first
+    beat is synchronous, so the key exists when ``start()`` returns (the reaper never sees a
+    running job without its heartbeat). A Redis outage only skips beats: the first beat after
+    Redis returns re-creates the key.
 
-    def __init__(self, redis: Redis, worker_name: str, queues: list[str], ttl: float, **info: Any) -> None:
-        self.redis, self.name, self.queues, self.ttl, self.info = redis, worker_name, queues, ttl, info
+    The one heartbeat of jobs (``job_heartbeat``) and workers (``worker_heartbeat``).
+    """
+
+    def __init__(self, redis: Redis, key: str, ttl: float, value: Callable[[], Any], name: str) -> None:
+        self.redis, self.key, self.ttl, self.value = redis, key, ttl, value
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name=f"worker-beat-{worker_name}")
+        self._thread = threading.Thread(target=self._run, daemon=True, name=name)
+
+    def _beat(self) -> None:
+        try:
+            self.redis.set(self.key, self.value(), px=max(int(self.ttl * 1000), 1))
+        except RedisError:
+            pass
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                beat(self.redis, self.name, self.queues, self.ttl, **self.info)
-            except RedisError:
-                pass
-            self._stop.wait(self.ttl / 4)
+        while not self._stop.wait(self.ttl / 4):
+            self._beat()
 
-    def start(self) -> WorkerBeat:
+    def start(self) -> Heartbeat:
+        self._beat()
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop beating and remove the key (a cleanly stopped worker is gone at once)."""
+        """Stop beating and remove the key (a cleanly stopped owner is gone at once)."""
         self._stop.set()
         self._thread.join(2)
         try:
-            self.redis.delete(keys.worker_alive(self.name))
+            self.redis.delete(self.key)
         except RedisError:
             pass
+
+
+def job_heartbeat(redis: Redis, job_id: str, ttl: float) -> Heartbeat:
+    """``hisci:heartbeat:<job>``, alive while the job runs (its value: the time of the beat)."""
+    return Heartbeat(redis, keys.heartbeat(job_id), ttl, time.time, name=f"heartbeat-{job_id}")
+
+
+def worker_heartbeat(redis: Redis, worker_name: str, queues: list[str], ttl: float, **info: Any) -> Heartbeat:
+    """``hisci:worker:<name>`` of a worker serving ``queues``, with ``info`` (JSON)."""
+    return Heartbeat(redis, keys.worker_alive(worker_name), ttl,
+                     lambda: json.dumps({"queues": queues, "time": time.time(), **info}),
+                     name=f"worker-beat-{worker_name}")

@@ -23,8 +23,8 @@ from ..settings import Settings
 from ..threads import limit_threads, usable_cores, worker_threads
 from . import keys
 from .book import JobBook
-from .events import EventStream, Heartbeat
-from .liveness import WorkerBeat
+from .events import EventStream
+from .liveness import job_heartbeat, worker_heartbeat
 from .queueing import JOB_FUNCTION, SERIALIZER
 from .record import JobRecord, JobState
 from .routing import advertise_capacity
@@ -78,7 +78,7 @@ def execute(job_id: str, data_dir: str) -> str:
     limit_threads(worker_threads())  # this work horse's share of the host (HISCI_WORKER_THREADS)
     # the heartbeat exists before the record says running, so the reaper never takes a job
     # that just started for a lost one, and never purges a deleted job's folder under it
-    heartbeat = Heartbeat(redis, job_id, settings.heartbeat_ttl).start()
+    heartbeat = job_heartbeat(redis, job_id, settings.heartbeat_ttl).start()
     try:
         job = book.apply(job_id, lambda r: r.state == JobState.QUEUED
                          and r.start(worker=rq_job.worker_name, host=worker_host(), ran_on_gpu=use_gpu))
@@ -376,7 +376,7 @@ def start_worker(settings: Settings, queues: list[str], gpu: bool = False, burst
     worker.host_memory_gb = host_memory
     capacity = (host_memory, gpu_memory_gb() if gpu else 0.0)
     stop = threading.Event()
-    alive = WorkerBeat(redis, worker.name, queues, settings.heartbeat_ttl, pid=os.getpid()).start()
+    alive = worker_heartbeat(redis, worker.name, queues, settings.heartbeat_ttl, pid=os.getpid()).start()
 
     def advertise() -> None:
         while not stop.is_set():
