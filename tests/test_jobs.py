@@ -48,7 +48,10 @@ def test_submit_runs_to_success_with_result_files(api, tokens, start_worker, ser
     assert result["rows"] == 36
     figure = api.get(f"/api/v1/jobs/{record['id']}/figures/chart", headers=bearer(tokens.alice)).json()
     assert [t["name"] for t in figure["data"]] == ["control", "treated", "mutant"]
-    events = api.get(f"/api/v1/jobs/{record['id']}/events", headers=bearer(tokens.alice)).json()["events"]
+    # the worker emits the final state event just after the record says succeeded
+    events = wait_for(lambda: (e := api.get(f"/api/v1/jobs/{record['id']}/events",
+                                            headers=bearer(tokens.alice)).json()["events"])
+                      and e[-1].get("status") == "succeeded" and e, 5)
     assert [e["type"] for e in events][0] == "state" and any(e["type"] == "progress" for e in events)
     assert events[-1] == {**events[-1], "type": "state", "status": "succeeded"}
 
