@@ -1,6 +1,6 @@
 """Job service figures: submit->start latency, throughput with 2 workers, API GET rate,
 and the job index: list page latency at 1k/10k/100k jobs (SQLite, PostgreSQL) beside the
-old folder scan at 1k/10k, and the reaper's sweep at 100k finished + 100 running jobs.
+old folder scan at 1k/10k, and the reaper's sweep at 100k finished + 100 running + 1,000 queued jobs.
 `python benchmarks/jobs.py index` runs only the index part. API throughput: requests/s of
 the status and list pages with 50 concurrent clients against `hicli serve` (Dash mounted)
 with --api-workers 1 and 2, and the server CPU per request (`python benchmarks/jobs.py api`).
@@ -212,6 +212,25 @@ def add_running(book, redis_url: str) -> None:
         redis.set(keys.heartbeat(f"{i:016x}"), time.time(), ex=3600)
 
 
+QUEUED = 1000
+
+
+def add_queued(book, redis_url: str) -> None:
+    """1,000 queued jobs that Redis holds (a burst waiting for workers: the reaper checks
+    each one's RQ job, acts on none)."""
+    from redis import Redis
+    from rq.job import Job
+
+    from hisci.jobs import keys
+    from hisci.jobs.record import JobRecord
+
+    redis = Redis.from_url(redis_url)
+    fill_index(book, 20_000_000, QUEUED, state="queued")
+    for i in range(20_000_000, 20_000_000 + QUEUED):
+        record = JobRecord(fake_doc(i, "queued"))
+        redis.hset(Job.key_for(keys.rq_job_id(record.id, record.attempts + 1)), "status", "queued")
+
+
 def reaper_sweep(book, redis_url: str, label: str, finished: int) -> None:
     from redis import Redis
 
@@ -221,7 +240,8 @@ def reaper_sweep(book, redis_url: str, label: str, finished: int) -> None:
     reaper = Reaper(settings, Redis.from_url(redis_url), book)
     assert reaper.sweep() == []
     p50, p95 = timed(reaper.sweep, runs=20)
-    print(f"  {label:<10} reaper sweep, 100 running + {finished:>6} finished: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+    print(f"  {label:<10} reaper sweep, 100 running + {QUEUED} queued + {finished:>6} finished: "
+          f"p50 {p50:.1f} ms, p95 {p95:.1f} ms")
 
 
 def index_main() -> None:
@@ -239,6 +259,7 @@ def index_main() -> None:
             for label, url in backends:
                 book = JobBook(Path(tmp) / f"index-{label}", url)
                 add_running(book, redis.url)
+                add_queued(book, redis.url)
                 reaper_sweep(book, redis.url, label, 0)
                 filled = 0
                 for size in (1_000, 10_000, 100_000):

@@ -52,9 +52,15 @@ class Reaper:
         except RedisError as exc:
             log.warning("reaper: Redis unavailable (%s); will retry", exc)
             return actions
-        for record in self.book.active():
+        records = self.book.active()
+        try:
+            seen = self._look_up(records)
+        except RedisError as exc:
+            log.warning("reaper: Redis unavailable (%s); will retry", exc)
+            return actions
+        for record in records:
             try:
-                action = self._check(record)
+                action = self._check(record, seen.get(record.id, {}))
             except RedisError as exc:
                 log.warning("reaper: Redis unavailable (%s); will retry", exc)
                 return actions
@@ -66,10 +72,32 @@ class Reaper:
                     hook(self.book.get(record.id) if action != "deleted" else record)
         return actions
 
-    def _check(self, record: JobRecord) -> str | None:
+    def _look_up(self, records: list[JobRecord]) -> dict[str, dict[str, Any]]:
+        """What Redis holds for each active job, in one round trip (one call per job made a
+        sweep over 1,000 queued jobs take 0.37 s): a running job's cancel time and heartbeat,
+        and whether a queued job's RQ job exists. Read after the index, so a heartbeat seen
+        missing belongs to a job the index already said was running."""
+        asked: list[tuple[str, str]] = []
+        pipe = self.redis.pipeline(transaction=False)
+        for record in records:
+            if record.kind in GROUP_KINDS:
+                continue
+            if record.state == JobState.RUNNING:
+                pipe.get(keys.cancel(record.id))
+                pipe.exists(keys.heartbeat(record.id))
+                asked += [(record.id, "cancel_at"), (record.id, "heartbeat")]
+            elif record.state == JobState.QUEUED and not record.data.get("depends_on"):
+                pipe.exists(Job.key_for(keys.rq_job_id(record.id, record.attempts + 1)))
+                asked.append((record.id, "rq_job"))
+        seen: dict[str, dict[str, Any]] = {}
+        for (job_id, name), value in zip(asked, pipe.execute() if asked else [], strict=True):
+            seen.setdefault(job_id, {})[name] = value
+        return seen
+
+    def _check(self, record: JobRecord, seen: dict[str, Any]) -> str | None:
         job_id = record.id
         if record.state == JobState.RUNNING:
-            return self._check_running(record)
+            return self._check_running(record, seen)
         if record.kind in GROUP_KINDS:
             return self._refresh_group(record)
         if record.state == JobState.HELD:
@@ -84,21 +112,20 @@ class Reaper:
             return None
         if record.data.get("depends_on"):
             return None  # waits in RQ's deferred registry for the jobs it depends on
-        rq_id = keys.rq_job_id(job_id, record.attempts + 1)
-        if not Job.exists(rq_id, connection=self.redis) and _age(record.data) > 2.0:
+        if not seen["rq_job"] and _age(record.data) > 2.0:
             enqueue(self.redis, self.settings, record.data)
             self.book.note(job_id, message="re-enqueued: Redis had lost the queued job")
             return "requeued"
         return None
 
-    def _check_running(self, record: JobRecord) -> str | None:
+    def _check_running(self, record: JobRecord, seen: dict[str, Any]) -> str | None:
         """A job is lost once its heartbeat key has expired: at most ``heartbeat_ttl`` after the
         work horse's last beat, seen by the next sweep (so within TTL + one sweep interval)."""
         job_id = record.id
         if record.kind in GROUP_KINDS:
             return self._refresh_group(record)
-        cancel_at = self.redis.get(keys.cancel(job_id))
-        if self.redis.exists(keys.heartbeat(job_id)):
+        cancel_at = seen["cancel_at"]
+        if seen["heartbeat"]:
             if cancel_at and time.time() - float(cancel_at) > self.settings.cancel_grace:
                 self._stop_horse(record.data)
                 self.book.apply(job_id, lambda r: r.state == JobState.RUNNING and r.finish(
