@@ -36,6 +36,9 @@ class RunResult:
     record: dict[str, Any]
     summary: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    #: the run failed and the retry rule put the record back on ``queued`` (the job service
+    #: then enqueues the next attempt)
+    requeued: bool = False
 
     @property
     def ok(self) -> bool:
@@ -214,12 +217,22 @@ def run_plugin(
         handler.close()
     outputs = sorted(str(p.relative_to(output_dir)) for p in output_dir.rglob("*") if p.is_file())
     extra_fields = {"live": live_summary} if live_summary else {}
-    save(lambda r: r.state == JobState.RUNNING
-         and r.finish(state, reason, figures=ctx.figures, outputs=outputs, **extra_fields))
+    ended = [False]
+
+    def end(r: JobRecord) -> bool:
+        if r.state != JobState.RUNNING:
+            return False  # another writer ended it meanwhile (cancel, lost worker)
+        fields = {"figures": ctx.figures, "outputs": outputs, **extra_fields}
+        ended[0] = r.fail(reason, **fields) if state == JobState.FAILED else r.finish(state, reason, **fields)
+        return ended[0]
+
+    save(end)
     write_task_status(output_dir, 4 if state == JobState.SUCCEEDED else 2,
                       failed=state != JobState.SUCCEEDED)
+    requeued = ended[0] and job.state == JobState.QUEUED
     state = job.state if job.state.finished else state
-    return RunResult(state.value, output_dir, job.data, summary, job.reason if job.state.finished else reason)
+    return RunResult(state.value, output_dir, job.data, summary, job.reason if job.state.finished else reason,
+                     requeued=requeued)
 
 
 def _log_live(logger: logging.Logger, live: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from hisci.jobs import ChildSpec, GroupSpec, JobService, User
+from hisci.jobs.events import EventStream
 from hisci.jobs.queueing import queue
 from hisci.jobs.reaper import Reaper
 
@@ -86,6 +87,26 @@ def test_failed_child_fails_parent_skips_finish_and_retry_reruns_only_failed(ser
     broken = service.book.get(after["broken"]["id"]).data
     assert [h["status"] for h in broken["history"]] == ["failed"]
     assert [h["status"] for h in service.book.get(parent["id"]).data["history"]] == ["failed"]
+
+
+def test_a_failure_with_a_retry_left_is_queued_again_in_the_same_write(service, env_for_workers, redis_conn) -> None:
+    # a child whose plugin raises with a retry left goes straight from running to queued: no
+    # reader (a sibling's or the reaper's refresh of the group) ever sees it failed and skips
+    # its dependent or fails the parent while the retry is still to come
+    alice = User("alice")
+    parent = service.submit_group(alice, GroupSpec(kind="workflow", plugin="table_plot"),
+                                  [ChildSpec(name="flaky", plugin="failing_plugin", retries=1)],
+                                  finish=table_child(service, "report"))
+    flaky = parent["children"][0]["id"]
+    burst(env_for_workers)
+    states = [e["status"] for e in EventStream(redis_conn, flaky).read() if e["type"] == "state"]
+    assert states == ["running", "queued", "running", "failed"], states
+    record = service.book.get(flaky).data
+    assert record["attempts"] == 2 and record["reason"] == "ZeroDivisionError: deliberate failure for the tests"
+    assert [(h["attempt"], h["status"], h["reason"]) for h in record["history"]] == [
+        (1, "failed", "ZeroDivisionError: deliberate failure for the tests")]
+    done = {c["name"]: c for c in service.get(alice, parent["id"])["children"]}
+    assert done["report"]["reason"] == "skipped: flaky failed"  # after the last attempt only
 
 
 def test_allow_failure_finish_runs_after_a_failed_child(service, env_for_workers) -> None:

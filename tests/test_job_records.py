@@ -97,6 +97,19 @@ def test_the_one_retry_rule() -> None:
     assert not cancelled.may_retry()
 
 
+def test_fail_requeues_in_the_same_change_while_the_retry_rule_allows() -> None:
+    record = JobRecord(doc(Q, retries=1))
+    record.start(worker="w1")
+    assert record.fail("boom", outputs=["log.txt"]) and record.state == Q  # never seen as failed
+    assert record.data["history"] == [{**record.data["history"][0], "attempt": 1, "status": "failed",
+                                       "reason": "boom", "worker": "w1"}]
+    assert record.reason is None and record.data["message"] == "retrying after: boom"
+    record.start(worker="w2")
+    assert record.fail("boom again") and record.state == F and record.reason == "boom again"
+    with pytest.raises(IllegalTransition, match="succeeded -> failed"):
+        JobRecord(doc(S)).fail("too late")
+
+
 def _hammer(data_dir: str, url: str | None, job_id: str, tag: str, n: int) -> None:
     book = JobBook(Path(data_dir), url)
     for i in range(n):

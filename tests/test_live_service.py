@@ -24,6 +24,11 @@ def _items(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((folder / "items").glob("*.json"))]
 
 
+def _published(api, job_id: str, headers: dict, route: str) -> list[dict]:
+    """The ``type: live`` events of GET /jobs/{id}/live (events.jsonl) or /events (the Redis stream)."""
+    return [e for e in api.get(f"/api/v1/jobs/{job_id}/{route}", headers=headers).json()["events"] if e["type"] == "live"]
+
+
 def _submit(api, token: str, folder: Path, **live) -> str:
     body = {"plugin": "live_plugin", "request": {
         "extra": {"seconds": live.pop("seconds", 0.0)},
@@ -45,17 +50,17 @@ def test_live_job_publishes_as_files_arrive_and_cancel_writes_final_outputs(api,
     wait_for(lambda: api.get(f"/api/v1/jobs/{job_id}", headers=headers).json()["status"] == "running")
     for k in range(3):
         (folder / f"f{k}.bin").write_bytes(os.urandom(64))
-    events = wait_for(lambda: [e for e in api.get(f"/api/v1/jobs/{job_id}/live", headers=headers).json()["events"]
-                               if e["type"] == "live"] if len(_items(service_settings.data_dir / "jobs" / job_id)) == 3
-                      else None)
+    wait_for(lambda: len(_items(service_settings.data_dir / "jobs" / job_id)) == 3)
+    # live_plugin writes an item's file just before it publishes the item
+    events = wait_for(lambda: len(found := _published(api, job_id, headers, "live")) >= 3 and found, 5)
     assert [e["seq"] for e in events] == [1, 2, 3]
     later = api.get(f"/api/v1/jobs/{job_id}/live", params={"after": events[-1]["n"]}, headers=headers).json()
     assert all(e["n"] > events[-1]["n"] for e in later["events"])
     assert api.get(f"/api/v1/jobs/{job_id}/live", headers=bearer(tokens.bob)).status_code == 404
 
-    # the Redis event stream carries them too
-    stream = api.get(f"/api/v1/jobs/{job_id}/events", headers=headers).json()["events"]
-    assert [e["seq"] for e in stream if e["type"] == "live"] == [1, 2, 3]
+    # the Redis event stream carries them too (EventLog.emit forwards each just after events.jsonl)
+    stream = wait_for(lambda: len(found := _published(api, job_id, headers, "events")) >= 3 and found, 5)
+    assert [e["seq"] for e in stream] == [1, 2, 3]
     assert api.post(f"/api/v1/jobs/{job_id}/cancel", headers=headers).status_code == 200
     record = wait_for(lambda: (r := api.get(f"/api/v1/jobs/{job_id}", headers=headers).json())["status"]
                       in ("cancelled", "failed", "succeeded") and r)

@@ -64,6 +64,8 @@ def test_worker_refuses_os_system_job(service_settings, redis_conn, start_worker
     worker = start_worker()
     reader = Job.fetch(job.id, connection=redis_conn, serializer=serializer) if serializer else None
     wait_for(lambda: redis_conn.zscore("rq:failed:cpu", job.id) is not None, timeout=30)
+    # the worker takes the refused job off the intermediate queue just after failing it (a stop in between skips that)
+    wait_for(lambda: redis_conn.llen("rq:queue:cpu:intermediate") == 0, timeout=5)
     assert not marker.exists()
     worker.stop()
     out = worker.process.stdout.read().decode()

@@ -138,14 +138,12 @@ class Reaper:
             self.book.apply(job_id, lambda r: r.state == JobState.RUNNING
                             and r.finish(JobState.CANCELLED, "cancelled by request"))
             return "cancelled"
-        lost = self.book.apply(job_id, lambda r: r.state == JobState.RUNNING
-                               and r.finish(JobState.FAILED, "worker lost"))
-        if lost.may_retry():
-            from .worker import retry
+        from .worker import fail
 
-            if retry(self.settings, self.redis, self.book, job_id):
-                return "retried"
-        return "lost"
+        lost = fail(self.settings, self.redis, self.book, job_id, "worker lost")
+        if lost is None:
+            return None  # ended meanwhile
+        return "retried" if lost.state == JobState.QUEUED else "lost"
 
     def _redis_settled(self) -> bool:
         """Whether Redis has been up for longer than two heartbeat periods (``ttl / 2``)."""

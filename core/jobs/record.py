@@ -186,6 +186,18 @@ class JobRecord:
             self.data.update(progress=1.0, message=fields.get("message", "done"))
         return True
 
+    def fail(self, reason: str, **fields: Any) -> bool:
+        """running -> failed; when THE retry rule (:meth:`may_retry`) allows another attempt,
+        queued again in the same change (the failed attempt goes to ``history``). So no reader
+        (a group's refresh, a polling client) ever sees a failure that is about to be retried;
+        the caller enqueues the new attempt when :attr:`state` is ``queued`` afterwards (and if
+        it dies first, the reaper enqueues a queued record that Redis does not hold)."""
+        if not self.finish(JobState.FAILED, reason, **fields):
+            return False
+        if self.may_retry():
+            self.requeue(reason)
+        return True
+
     def requeue(self, reason: str) -> bool:
         """-> queued as a new attempt; the attempt that ended goes to ``history``."""
         was = self.state

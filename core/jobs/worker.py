@@ -25,7 +25,7 @@ from . import keys
 from .book import JobBook
 from .events import EventStream
 from .liveness import job_heartbeat, worker_heartbeat
-from .queueing import JOB_FUNCTION, SERIALIZER
+from .queueing import JOB_FUNCTION, SERIALIZER, enqueue
 from .record import JobRecord, JobState
 from .routing import advertise_capacity
 from .store import JobNotFound
@@ -94,17 +94,34 @@ def execute(job_id: str, data_dir: str) -> str:
             xp=array_module(prefer_gpu=use_gpu), book=book, **_live_kwargs(job.data, events),
         )
         job = JobRecord(result.record)
+        if result.requeued:
+            enqueue(redis, settings, job.data)
     except JobNotFound:
         return "deleted"  # deleted while it ran: the reaper removes the folder once the beat is gone
     except HisciError as err:  # plugin missing on this worker, input vanished, ...
-        why = str(err)
-        job = book.apply(job_id, lambda r: r.state == JobState.RUNNING and r.finish(JobState.FAILED, why))
+        job = fail(settings, redis, book, job_id, str(err)) or book.get(job_id)
     finally:
         heartbeat.stop()
-    events.emit("state", status=job.state.value, reason=job.reason)
-    if job.may_retry():
-        retry(settings, redis, book, job_id)
+    events.emit("state", status=job.state.value, reason=job.reason, message=job.data.get("message"))
     return _ended(settings, redis, book, job)
+
+
+def fail(settings: Settings, redis: Redis, book: JobBook, job_id: str, reason: str) -> JobRecord | None:
+    """A running job failed (``JobRecord.fail``: queued again at once when THE retry rule
+    allows, and then enqueued here). Returns the record, or None when it was no longer
+    running (another writer ended it meanwhile)."""
+    changed = []
+
+    def change(r: JobRecord) -> bool:
+        changed.append(r.state == JobState.RUNNING and r.fail(reason))
+        return changed[-1]
+
+    job = book.apply(job_id, change)
+    if not changed[-1]:
+        return None
+    if job.state == JobState.QUEUED:
+        enqueue(redis, settings, job.data)
+    return job
 
 
 def _ended(settings: Settings, redis: Redis, book: JobBook, job: JobRecord) -> str:
@@ -155,11 +172,17 @@ def _runner(spec: str | None):
 
 
 def retry(settings: Settings, redis: Redis, book: JobBook, job_id: str) -> bool:
-    """Requeue a failed attempt when THE retry rule (``JobRecord.may_retry``) allows it."""
-    from .queueing import enqueue
+    """Requeue a failed attempt when THE retry rule (``JobRecord.may_retry``) allows it
+    (jobs failed by a shutdown, at the next start); enqueued only by the caller whose change
+    requeued it, so two callers never enqueue the same attempt twice."""
+    changed = []
 
-    job = book.apply(job_id, lambda r: r.may_retry() and r.requeue(r.reason or "failed"))
-    if job.state != JobState.QUEUED:
+    def change(r: JobRecord) -> bool:
+        changed.append(r.may_retry() and r.requeue(r.reason or "failed"))
+        return changed[-1]
+
+    job = book.apply(job_id, change)
+    if not (changed[-1] and job.state == JobState.QUEUED):
         return False
     enqueue(redis, settings, job.data)
     return True
