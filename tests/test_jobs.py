@@ -9,6 +9,7 @@ import pytest
 from hisci import Registry
 from hisci.figures import load_figure
 from hisci.jobs import EmbeddedRedis, JobService
+from hisci.jobs.routing import capacities
 
 from .conftest_service import bearer, wait_for
 
@@ -132,10 +133,10 @@ def test_gpu_optional_plugin_runs_on_cpu_without_gpu_worker(api, tokens, start_w
     assert final["ran_on_gpu"] is False
 
 
-def test_job_no_worker_can_hold_waits_with_reason(api, tokens, start_worker) -> None:
+def test_job_no_worker_can_hold_waits_with_reason(api, tokens, start_worker, redis_conn) -> None:
     start_worker()
     wait_for(lambda: api.get("/api/v1/health").json()["queues"]["cpu"]["workers"] == 1)
-    time.sleep(0.5)  # the worker advertises its capacity right after registering
+    wait_for(lambda: capacities(redis_conn, "cpu"), timeout=10)  # advertised just after registering
     record = submit(api, tokens.alice, "big_memory_plugin", {"extra": {"seconds": 0.1}})
     assert record["status"] == "held" and record["held"] is True
     assert record["message"].startswith("waiting for a cpu worker with memory_gb 100000 (largest live worker: memory_gb ")
