@@ -1,6 +1,6 @@
 """Job service figures: submit->start latency, throughput with 2 workers, API GET rate,
 and the job index: list page latency at 1k/10k/100k jobs (SQLite, PostgreSQL) beside the
-old folder scan at 1k/10k, and the reaper's sweep at 100k finished + 100 running + 1,000 queued jobs.
+old folder scan at 1k/10k, and the reaper's sweep at 100k finished + 100 running + 1,000 queued + 1,000 held jobs.
 `python benchmarks/jobs.py index` runs only the index part. API throughput: requests/s of
 the status and list pages with 50 concurrent clients against `hicli serve` (Dash mounted)
 with --api-workers 1 and 2, and the server CPU per request (`python benchmarks/jobs.py api`).
@@ -142,14 +142,14 @@ def fake_doc(i: int, state: str, owners: int = 50) -> dict:
             "started": None, "finished": None, "queue": "cpu", "attempts": 1, "retries": 0, "kind": "job"}
 
 
-def fill_index(book, start: int, n: int, state: str = "succeeded") -> None:
+def fill_index(book, start: int, n: int, state: str = "succeeded", **fields) -> None:
     """Bulk-insert ``n`` index rows (no job folders: lists and the reaper read only the index)."""
     from hisci.jobs.index import jobs, write_conn
     from hisci.jobs.record import JobRecord
 
     with write_conn(book.engine) as conn, conn.begin():
         for lo in range(start, start + n, 5000):
-            rows = [{**(r := JobRecord(fake_doc(i, state))).index_row(), "doc": r.data}
+            rows = [{**(r := JobRecord({**fake_doc(i, state), **fields})).index_row(), "doc": r.data}
                     for i in range(lo, min(lo + 5000, start + n))]
             conn.execute(jobs.insert(), rows)
     with book.engine.connect() as conn:  # what autovacuum (PostgreSQL) / a periodic ANALYZE would do
@@ -212,12 +212,13 @@ def add_running(book, redis_url: str) -> None:
         redis.set(keys.heartbeat(f"{i:016x}"), time.time(), ex=3600)
 
 
-QUEUED = 1000
+QUEUED = HELD = 1000
 
 
-def add_queued(book, redis_url: str) -> None:
+def add_waiting(book, redis_url: str) -> None:
     """1,000 queued jobs that Redis holds (a burst waiting for workers: the reaper checks
-    each one's RQ job, acts on none)."""
+    each one's RQ job) and 1,000 held ones that no live worker fits (it checks the workers'
+    capacities for each); it acts on none."""
     from redis import Redis
     from rq.job import Job
 
@@ -229,6 +230,7 @@ def add_queued(book, redis_url: str) -> None:
     for i in range(20_000_000, 20_000_000 + QUEUED):
         record = JobRecord(fake_doc(i, "queued"))
         redis.hset(Job.key_for(keys.rq_job_id(record.id, record.attempts + 1)), "status", "queued")
+    fill_index(book, 30_000_000, HELD, state="held", needs={"memory_gb": 4096.0})
 
 
 def reaper_sweep(book, redis_url: str, label: str, finished: int) -> None:
@@ -240,7 +242,7 @@ def reaper_sweep(book, redis_url: str, label: str, finished: int) -> None:
     reaper = Reaper(settings, Redis.from_url(redis_url), book)
     assert reaper.sweep() == []
     p50, p95 = timed(reaper.sweep, runs=20)
-    print(f"  {label:<10} reaper sweep, 100 running + {QUEUED} queued + {finished:>6} finished: "
+    print(f"  {label:<10} reaper sweep, 100 running + {QUEUED} queued + {HELD} held + {finished:>6} finished: "
           f"p50 {p50:.1f} ms, p95 {p95:.1f} ms")
 
 
@@ -259,7 +261,7 @@ def index_main() -> None:
             for label, url in backends:
                 book = JobBook(Path(tmp) / f"index-{label}", url)
                 add_running(book, redis.url)
-                add_queued(book, redis.url)
+                add_waiting(book, redis.url)
                 reaper_sweep(book, redis.url, label, 0)
                 filled = 0
                 for size in (1_000, 10_000, 100_000):

@@ -18,7 +18,7 @@ from . import keys
 from .book import JobBook
 from .queueing import enqueue
 from .record import JobRecord, JobState
-from .routing import fits
+from .routing import capacities, fits
 from .store import JobNotFound
 
 GROUP_KINDS = ("workflow", "parallel", "sweep")  # as hisci.jobs.groups (imported lazily there)
@@ -75,8 +75,9 @@ class Reaper:
     def _look_up(self, records: list[JobRecord]) -> dict[str, dict[str, Any]]:
         """What Redis holds for each active job, in one round trip (one call per job made a
         sweep over 1,000 queued jobs take 0.37 s): a running job's cancel time and heartbeat,
-        and whether a queued job's RQ job exists. Read after the index, so a heartbeat seen
-        missing belongs to a job the index already said was running."""
+        whether a queued job's RQ job exists, and for a held job the live workers' capacities
+        on its queue (read once per queue). Read after the index, so a heartbeat seen missing
+        belongs to a job the index already said was running."""
         asked: list[tuple[str, str]] = []
         pipe = self.redis.pipeline(transaction=False)
         for record in records:
@@ -92,6 +93,10 @@ class Reaper:
         seen: dict[str, dict[str, Any]] = {}
         for (job_id, name), value in zip(asked, pipe.execute() if asked else [], strict=True):
             seen.setdefault(job_id, {})[name] = value
+        held = [r for r in records if r.state == JobState.HELD and r.kind not in GROUP_KINDS]
+        workers = {q: capacities(self.redis, q) for q in {r.data["queue"] for r in held}}
+        for record in held:
+            seen[record.id] = {"capacities": workers[record.data["queue"]]}
         return seen
 
     def _check(self, record: JobRecord, seen: dict[str, Any]) -> str | None:
@@ -101,7 +106,7 @@ class Reaper:
         if record.kind in GROUP_KINDS:
             return self._refresh_group(record)
         if record.state == JobState.HELD:
-            ok, why = fits(self.redis, record.data["queue"], record.data.get("needs") or {})
+            ok, why = fits(self.redis, record.data["queue"], record.data.get("needs") or {}, seen["capacities"])
             if ok:
                 record = self.book.apply(job_id, lambda r: r.release())
                 if record.state == JobState.QUEUED:

@@ -77,11 +77,13 @@ def requirement(plugin: Plugin, params: dict[str, Any], input_bytes: int) -> dic
     return needed
 
 
-def fits(redis: Redis, queue: str, needed: dict[str, float]) -> tuple[bool, str]:
-    """Whether some live worker on ``queue`` advertises enough memory for ``needed``."""
+def fits(redis: Redis, queue: str, needed: dict[str, float],
+         caps: list[dict[str, Any]] | None = None) -> tuple[bool, str]:
+    """Whether some live worker on ``queue`` advertises enough memory for ``needed``
+    (``caps``: :func:`capacities` of the queue when the caller has read them already)."""
     if not needed:
         return True, ""
-    caps = capacities(redis, queue)
+    caps = capacities(redis, queue) if caps is None else caps
     for cap in caps:
         if all(cap.get(k, 0) >= v for k, v in needed.items()):
             return True, ""
