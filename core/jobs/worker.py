@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from redis import Redis
@@ -110,14 +111,23 @@ def fail(settings: Settings, redis: Redis, book: JobBook, job_id: str, reason: s
     """A running job failed (``JobRecord.fail``: queued again at once when THE retry rule
     allows, and then enqueued here). Returns the record, or None when it was no longer
     running (another writer ended it meanwhile)."""
-    changed = []
+    return _change_and_enqueue(settings, redis, book, job_id,
+                               lambda r: r.state == JobState.RUNNING and r.fail(reason))
 
-    def change(r: JobRecord) -> bool:
-        changed.append(r.state == JobState.RUNNING and r.fail(reason))
-        return changed[-1]
 
-    job = book.apply(job_id, change)
-    if not changed[-1]:
+def _change_and_enqueue(settings: Settings, redis: Redis, book: JobBook, job_id: str,
+                        change: Callable[[JobRecord], bool]) -> JobRecord | None:
+    """``book.apply(job_id, change)``; when the change applied and left the job queued, its
+    new attempt is enqueued, by this caller only (two callers never enqueue one attempt
+    twice). Returns the record, or None when the change did not apply."""
+    applied = []
+
+    def tracked(r: JobRecord) -> bool:
+        applied.append(change(r))
+        return applied[-1]
+
+    job = book.apply(job_id, tracked)
+    if not applied[-1]:
         return None
     if job.state == JobState.QUEUED:
         enqueue(redis, settings, job.data)
@@ -173,19 +183,10 @@ def _runner(spec: str | None):
 
 def retry(settings: Settings, redis: Redis, book: JobBook, job_id: str) -> bool:
     """Requeue a failed attempt when THE retry rule (``JobRecord.may_retry``) allows it
-    (jobs failed by a shutdown, at the next start); enqueued only by the caller whose change
-    requeued it, so two callers never enqueue the same attempt twice."""
-    changed = []
-
-    def change(r: JobRecord) -> bool:
-        changed.append(r.may_retry() and r.requeue(r.reason or "failed"))
-        return changed[-1]
-
-    job = book.apply(job_id, change)
-    if not (changed[-1] and job.state == JobState.QUEUED):
-        return False
-    enqueue(redis, settings, job.data)
-    return True
+    (jobs failed by a shutdown, at the next start), and enqueue it."""
+    job = _change_and_enqueue(settings, redis, book, job_id,
+                              lambda r: r.may_retry() and r.requeue(r.reason or "failed"))
+    return job is not None and job.state == JobState.QUEUED
 
 
 def _die_with_parent() -> None:
